@@ -1,0 +1,1 @@
+"""The ``eventpipe`` command line: thin commands over the stage functions."""

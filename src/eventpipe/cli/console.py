@@ -1,0 +1,106 @@
+"""Everything the CLI prints: progress and messages on stderr, results on stdout."""
+
+import csv
+import io
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from eventpipe.ingest import FileResult, IngestResult
+from eventpipe.ingest import Progress as IngestProgress
+from eventpipe.ingest.sources import SourceFile
+
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+MAX_TABLE_ROWS = 1000
+
+
+class ConsoleProgress(IngestProgress):
+    """A progress bar per file on stderr; silent when stderr is not a terminal or ``quiet``."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet,
+            transient=True,
+        )
+        self._task = None
+
+    def __enter__(self) -> "ConsoleProgress":
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def start_file(self, source: SourceFile) -> None:
+        self._task = self._bar.add_task(source.path.name, total=source.size)
+
+    def advance(self, position: int) -> None:
+        self._bar.update(self._task, completed=position)
+
+    def end_file(self, result: FileResult) -> None:
+        self._bar.remove_task(self._task)
+
+
+def print_ingest_summary(result: IngestResult) -> None:
+    table = Table(title="bronze ingestion", title_justify="left")
+    for column in ("file", "status", "records", "bronze", "quarantined"):
+        table.add_column(column, justify="right" if column not in ("file", "status") else "left")
+    for f in result.files:
+        table.add_row(f.path, str(f.status), *(f"{n:,}" for n in (f.records, f.bronze_rows, f.quarantined)))
+    err.print(table)
+    ingested = sum(1 for f in result.files if f.status == "ingested")
+    err.print(
+        f"{ingested} of {len(result.files)} files ingested: {result.records:,} records = "
+        f"{result.bronze_rows:,} bronze + {result.quarantined:,} quarantined in "
+        f"{result.seconds:.1f} s ({result.events_per_second:,.0f} events/s)"
+    )
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+
+
+def print_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, default=_jsonable, indent=2) + "\n")
+
+
+def print_rows(rows: pa.Table, form: str) -> None:
+    """Query results on stdout as a table, CSV or JSON."""
+    if form == "json":
+        print_json(rows.to_pylist())
+    elif form == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(rows.column_names)
+        writer.writerows([_csv_cell(v) for v in row.values()] for row in rows.to_pylist())
+        sys.stdout.write(buffer.getvalue())
+    else:
+        table = Table(*rows.column_names)
+        for row in rows.slice(0, MAX_TABLE_ROWS).to_pylist():
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        out.print(table)
+        if rows.num_rows > MAX_TABLE_ROWS:
+            err.print(f"showing {MAX_TABLE_ROWS:,} of {rows.num_rows:,} rows; use --format csv for all")
+
+
+def _csv_cell(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)

@@ -1,0 +1,132 @@
+"""The ``eventpipe`` commands. Each parses flags, calls a stage, and prints its result."""
+
+import sys
+from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eventpipe.cli import console
+from eventpipe.errors import EventpipeError
+from eventpipe.settings import Settings
+
+app = typer.Typer(
+    name="eventpipe",
+    help="Clickstream events to a bronze/silver/gold lakehouse of Delta tables, on one machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Settings file (default: ./eventpipe.toml if present).", dir_okay=False),
+]
+WarehouseOption = Annotated[
+    Path | None, typer.Option("--warehouse", "-w", help="Warehouse folder (default: ./warehouse).")
+]
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def generate(
+    events: Annotated[int, typer.Option("--events", "-n", min=1, help="How many events to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, or folder with --per-day.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
+    days: Annotated[int, typer.Option(min=1, help="Days the events span, from 2020-09-24.")] = 1,
+    dirty: Annotated[bool, typer.Option(help="Mix in duplicates, late rows and broken records.")] = False,
+    per_day: Annotated[bool, typer.Option(help="One file per day, in the --out folder.")] = False,
+    gzip: Annotated[bool, typer.Option(help="Gzip the files (default: when --out ends in .gz).")] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="With --dirty: write every broken line (file, line, kind) here as CSV."),
+    ] = None,
+) -> None:
+    """Write realistic REES46-style events as CSV.
+
+    Example: eventpipe generate --events 1000000 --days 30 --per-day --gzip --out data/events
+    """
+    from eventpipe.generate.output import generate_files
+
+    result = generate_files(
+        out, events, seed=seed, days=days, dirty=dirty, per_day=per_day, compress=gzip or None
+    )
+    if manifest is not None:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        with open(manifest, "w") as handle:
+            handle.write("file,line,kind\n")
+            handle.writelines(f"{c.file},{c.line},{c.kind.name}\n" for c in result.corruptions)
+    console.err.print(
+        f"wrote {result.events:,} events to {len(result.files)} file(s) under {out} "
+        f"in {result.seconds:.1f} s"
+        + (f"; {len(result.corruptions):,} lines deliberately dirty" if dirty else "")
+    )
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", "-s", help="File, folder or glob to ingest; repeatable."),
+    ] = None,
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Ingest new raw files into bronze; files ingested before are skipped.
+
+    Example: eventpipe ingest --source data/events --warehouse warehouse
+    """
+    from eventpipe.ingest import ingest as run_ingest
+
+    settings = Settings.load(config, warehouse=warehouse, sources=source or None)
+    with console.ConsoleProgress(quiet=quiet or not console.err.is_terminal) as progress:
+        result = run_ingest(settings, progress=progress)
+    console.print_ingest_summary(result)
+    if json:
+        console.print_json(
+            {
+                **asdict(result),
+                "records": result.records,
+                "bronze_rows": result.bronze_rows,
+                "quarantined": result.quarantined,
+                "events_per_second": result.events_per_second,
+            }
+        )
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run; tables are views such as bronze_events.")],
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+) -> None:
+    """Run read-only SQL against the warehouse.
+
+    Example: eventpipe query "SELECT event_type, count(*) FROM bronze_events GROUP BY 1"
+    """
+    from eventpipe.query import run_query
+
+    settings = Settings.load(config, warehouse=warehouse)
+    console.print_rows(run_query(settings, sql), format.value)
+
+
+def main() -> None:
+    """Entry point: the project's own errors become one line on stderr and an exit code."""
+    # Typer reports usage errors itself; everything else of ours arrives here.
+    try:
+        app()
+    except EventpipeError as error:
+        console.err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)

@@ -1,0 +1,40 @@
+"""What every engine provides."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+
+class Engine(ABC):
+    """Runs SQL over named relations and reads and writes Delta tables."""
+
+    @abstractmethod
+    def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Expose in-memory Arrow data to SQL as ``name``."""
+
+    @abstractmethod
+    def expose_table(self, name: str, table_path: Path) -> None:
+        """Expose the current version of the Delta table at ``table_path`` as ``name``."""
+
+    @abstractmethod
+    def stream(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, batch_rows: int = 122_880
+    ) -> pa.RecordBatchReader:
+        """Run ``sql`` and stream its result as Arrow record batches."""
+
+    def table(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
+        """Run ``sql`` and return the whole (small) result."""
+        return self.stream(sql, params).read_all()
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

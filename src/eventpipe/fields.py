@@ -1,0 +1,67 @@
+"""The pipeline's event fields and the typed bronze schema.
+
+Source files may name their columns differently; ``Settings.columns`` maps them
+onto these fields.
+"""
+
+import pyarrow as pa
+
+#: The fields of an event, in the order of the REES46 files.
+EVENT_FIELDS: tuple[str, ...] = (
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
+)
+
+#: Fields a source must provide; the others are NULL when a source lacks them.
+REQUIRED_FIELDS: tuple[str, ...] = ("event_time", "event_type", "user_id")
+
+#: SQL type each field is parsed into.
+FIELD_TYPES: dict[str, str] = {
+    "event_time": "TIMESTAMPTZ",
+    "event_type": "VARCHAR",
+    "product_id": "BIGINT",
+    "category_id": "BIGINT",
+    "category_code": "VARCHAR",
+    "brand": "VARCHAR",
+    "price": "DOUBLE",
+    "user_id": "BIGINT",
+    "user_session": "VARCHAR",
+}
+
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+BRONZE_SCHEMA = pa.schema(
+    [
+        ("event_time", UTC_MICROS),
+        ("event_type", pa.string()),
+        ("product_id", pa.int64()),
+        ("category_id", pa.int64()),
+        ("category_code", pa.string()),
+        ("brand", pa.string()),
+        ("price", pa.float64()),
+        ("user_id", pa.int64()),
+        ("user_session", pa.string()),
+        ("event_date", pa.date32()),
+        ("_source_file", pa.string()),
+        ("_source_line", pa.int64()),
+        ("_ingested_at", UTC_MICROS),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("_source_file", pa.string()),
+        ("_source_line", pa.int64()),
+        ("raw_record", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("_ingested_at", UTC_MICROS),
+    ]
+)

@@ -1,0 +1,1 @@
+"""Realistic (and, on request, dirty) REES46-style event files."""

@@ -1,0 +1,116 @@
+"""Find the files a ``--source`` names and fingerprint their content."""
+
+import glob
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from eventpipe.errors import SourceError
+
+
+class SourceFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+_SUFFIXES: dict[str, tuple[SourceFormat, bool]] = {
+    ".csv": (SourceFormat.csv, False),
+    ".csv.gz": (SourceFormat.csv, True),
+    ".jsonl": (SourceFormat.jsonl, False),
+    ".jsonl.gz": (SourceFormat.jsonl, True),
+    ".ndjson": (SourceFormat.jsonl, False),
+    ".ndjson.gz": (SourceFormat.jsonl, True),
+    ".json": (SourceFormat.jsonl, False),
+    ".json.gz": (SourceFormat.jsonl, True),
+    ".parquet": (SourceFormat.parquet, False),
+}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file, as found on disk now."""
+
+    path: Path
+    format: SourceFormat
+    compressed: bool
+    size: int
+    mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        """The path recorded in ``_source_file``: absolute, so it is unambiguous."""
+        return str(self.path)
+
+    def fingerprint(self) -> str:
+        """A hash of the file's bytes; equal content gives an equal fingerprint."""
+        digest = hashlib.blake2b(digest_size=20)
+        with open(self.path, "rb") as handle:
+            while chunk := handle.read(8 * 1024 * 1024):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+def format_of(path: Path) -> tuple[SourceFormat, bool] | None:
+    """The format and compression a file name says, or None for files we do not read."""
+    name = path.name.lower()
+    for suffix, kind in sorted(_SUFFIXES.items(), key=lambda item: -len(item[0])):
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+def discover(sources: list[str]) -> list[SourceFile]:
+    """Every readable event file that ``sources`` (files, folders, globs) names, sorted by path.
+
+    A folder contributes its supported files, recursively, skipping hidden ones.
+    """
+    if not sources:
+        raise SourceError("no source given; pass --source PATH (a file, folder or glob)")
+    found: dict[Path, SourceFile] = {}
+    for source in sources:
+        for path in _expand(source):
+            kind = format_of(path)
+            if kind is None:
+                raise SourceError(
+                    f"{path}: unsupported file type; use .csv, .csv.gz, .jsonl(.gz), .json(.gz) or .parquet"
+                )
+            found[path] = _describe(path, *kind)
+    return [found[p] for p in sorted(found)]
+
+
+def _expand(source: str) -> list[Path]:
+    path = Path(source)
+    if glob.has_magic(source):
+        matches = [Path(p).resolve() for p in glob.glob(source, recursive=True)]
+        files = [p for p in matches if p.is_file() and format_of(p)]
+        if not files:
+            raise SourceError(f"source {source}: the pattern matches no event files")
+        return files
+    if not path.exists():
+        raise SourceError(f"source {source} does not exist; check the path")
+    if path.is_dir():
+        files = [
+            p.resolve()
+            for p in path.rglob("*")
+            if p.is_file()
+            and format_of(p)
+            and not any(part.startswith((".", "_")) for part in p.parts[len(path.parts) :])
+        ]
+        if not files:
+            raise SourceError(
+                f"source folder {source} holds no event files (.csv, .csv.gz, .jsonl, .parquet)"
+            )
+        return files
+    return [path.resolve()]
+
+
+def _describe(path: Path, fmt: SourceFormat, compressed: bool) -> SourceFile:
+    try:
+        stat = path.stat()
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise SourceError(f"source {path} cannot be read: {error.strerror}") from None
+    return SourceFile(path, fmt, compressed, stat.st_size, stat.st_mtime_ns)

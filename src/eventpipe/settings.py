@@ -1,0 +1,104 @@
+"""One typed settings object.
+
+Precedence, lowest first: defaults, then ``eventpipe.toml`` (or the file named by
+``--config`` / ``EVENTPIPE_CONFIG``), then ``EVENTPIPE_*`` environment variables,
+then CLI flags.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from eventpipe.errors import ConfigError
+from eventpipe.fields import EVENT_FIELDS
+
+DEFAULT_CONFIG_FILE = Path("eventpipe.toml")
+
+
+class Settings(BaseSettings):
+    """Everything a run can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVENTPIPE_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    warehouse: Path = Path("warehouse")
+    """Folder holding the Delta tables (created on first use)."""
+
+    sources: list[str] = Field(default_factory=list)
+    """Files, folders or globs to ingest when ``--source`` is not given."""
+
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Source column name -> pipeline field, e.g. ``{timestamp = "event_time"}``.
+
+    Columns already named like a field need no entry.
+    """
+
+    session_timeout_minutes: float = Field(default=30, gt=0)
+    """A user's gap longer than this starts a new session."""
+
+    read_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    """Bytes of raw text parsed per batch; bounds ingest memory."""
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_target_known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns.values()) - set(EVENT_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"maps onto unknown field(s) {', '.join(unknown)}; fields are: {', '.join(EVENT_FIELDS)}"
+            )
+        return columns
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: flags, then environment, then the settings file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **flags: Any) -> "Settings":
+        """Build settings from every layer; ``flags`` that are None are not set."""
+        path = _config_path(config_file)
+        layered = type(cls.__name__, (cls,), {"model_config": {**cls.model_config, "toml_file": path}})
+        try:
+            return layered(**{k: v for k, v in flags.items() if v is not None})
+        except ValidationError as error:
+            raise ConfigError(_describe(error, path)) from None
+        except (OSError, ValueError) as error:  # unreadable or malformed TOML
+            raise ConfigError(f"cannot read settings file {path}: {error}") from None
+
+
+def _config_path(config_file: Path | None) -> Path | None:
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"settings file {config_file} does not exist")
+        return config_file
+    from_env = os.environ.get("EVENTPIPE_CONFIG")
+    if from_env:
+        return _config_path(Path(from_env))
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _describe(error: ValidationError, path: Path | None) -> str:
+    where = f" (settings file {path}, EVENTPIPE_* variables or flags)" if path else ""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in error.errors()
+    )
+    return f"invalid settings{where}: {problems}"

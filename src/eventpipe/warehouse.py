@@ -1,0 +1,128 @@
+"""The warehouse folder: where each table lives, the marker that says it is ours, and the lock."""
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from eventpipe.errors import WarehouseError, WarehouseLockedError
+from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
+
+MARKER = "_eventpipe.json"
+LOCK = "_eventpipe.lock"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A Delta table of the warehouse: where it lives and the SQL view name it gets."""
+
+    path: str
+    view: str
+    schema: pa.Schema
+    partition_by: tuple[str, ...] = ()
+
+
+BRONZE_EVENTS = TableSpec("bronze/events", "bronze_events", BRONZE_SCHEMA, ("event_date",))
+QUARANTINE = TableSpec("quarantine/events", "quarantine", QUARANTINE_SCHEMA, ("stage",))
+
+TABLES: tuple[TableSpec, ...] = (BRONZE_EVENTS, QUARANTINE)
+
+# Commit metadata is how bronze remembers which files it holds; keep the log.
+_TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false"}
+
+
+class Warehouse:
+    """A folder of Delta tables. ``open`` checks it; ``lock`` guards writers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def open(cls, root: Path, *, create: bool) -> "Warehouse":
+        """Open ``root``; with ``create``, make it (or adopt an empty folder)."""
+        if root.exists() and not root.is_dir():
+            raise WarehouseError(f"warehouse {root} is a file, not a folder; choose another --warehouse")
+        if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+            raise WarehouseError(f"warehouse {root} is not readable; check its permissions")
+        marker = root / MARKER
+        if marker.is_file():
+            return cls(root)
+        if root.is_dir() and any(root.iterdir()):
+            raise WarehouseError(
+                f"{root} is not an eventpipe warehouse (it has files but no {MARKER}); "
+                "point --warehouse at a new or empty folder"
+            )
+        if not create:
+            raise WarehouseError(
+                f"no warehouse at {root}; run `eventpipe ingest --warehouse {root} --source ...` first"
+            )
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
+        except OSError as error:
+            raise WarehouseError(f"cannot create warehouse {root}: {error.strerror}") from None
+        return cls(root)
+
+    def path(self, table: TableSpec) -> Path:
+        return self.root / table.path
+
+    def exists(self, table: TableSpec) -> bool:
+        return DeltaTable.is_deltatable(str(self.path(table)))
+
+    def table(self, table: TableSpec) -> DeltaTable:
+        """The Delta table, created empty with its schema on first use."""
+        path = str(self.path(table))
+        if DeltaTable.is_deltatable(path):
+            return DeltaTable(path)
+        return DeltaTable.create(
+            path,
+            schema=table.schema,
+            partition_by=list(table.partition_by) or None,
+            configuration=_TABLE_CONFIGURATION,
+        )
+
+    def existing_tables(self) -> list[TableSpec]:
+        return [t for t in TABLES if self.exists(t)]
+
+    def lock(self) -> "WarehouseLock":
+        return WarehouseLock(self.root / LOCK)
+
+
+class WarehouseLock:
+    """An exclusive, non-blocking lock on the warehouse; released when the process ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> "WarehouseLock":
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise WarehouseError(f"cannot write to warehouse {self.path.parent}: {error.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise WarehouseLockedError(
+                f"warehouse {self.path.parent} is in use by another eventpipe run (pid {holder}); "
+                "wait for it to finish, then run again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
