@@ -11,6 +11,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from eventpipe.ingest import FileResult, IngestResult
 from eventpipe.ingest import Progress as IngestProgress
@@ -68,7 +69,12 @@ def print_ingest_summary(result: IngestResult) -> None:
         f"{result.seconds:.1f} s ({result.events_per_second:,.0f} events/s)"
     )
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        err.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
+
+
+def print_error(message: str) -> None:
+    """One line; the message is shown as written (it may contain brackets, paths, SQL)."""
+    err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True, highlight=False)
 
 
 def print_json(payload: object) -> None:

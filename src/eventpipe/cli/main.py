@@ -128,5 +128,5 @@ def main() -> None:
     try:
         app()
     except EventpipeError as error:
-        console.err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        console.print_error(str(error))
         sys.exit(error.exit_code)

@@ -120,7 +120,7 @@ def generate_files(
     try:
         with duckdb.connect() as con:
             con.register("rows", rows)
-            for batch in con.sql(_RENDER_SQL).fetch_record_batch(1_000_000):
+            for batch in con.sql(_RENDER_SQL).to_arrow_reader(1_000_000):
                 writer.write(batch)
     finally:
         writer.close()

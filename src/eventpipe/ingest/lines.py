@@ -71,10 +71,10 @@ def _line_table(body: bytes, first_line: int) -> pa.Table:
 
 def _invalid_utf8_lines(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Indices of lines that fail UTF-8 decoding; only lines with non-ASCII bytes are checked."""
-    high = data >= 0x80
-    if not high.any():
+    high = np.flatnonzero(data >= 0x80)
+    if not high.size:
         return np.zeros(0, np.int64)
-    candidates = np.flatnonzero(np.add.reduceat(high.astype(np.int32), offsets[:-1]))
+    candidates = np.unique(np.searchsorted(offsets, high, side="right") - 1)
     if not candidates.size:
         return candidates
     bad = []

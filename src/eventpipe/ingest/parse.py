@@ -89,7 +89,9 @@ WITH lines AS (
     SELECT _source_line, raw_record, utf8_ok
     FROM raw_lines
 ), checked AS (
-    SELECT *, utf8_ok AND json_valid(raw_record) AND json_type(raw_record) = 'OBJECT' AS valid
+    -- CASE, not AND: json_type raises on text that is not JSON
+    SELECT *, CASE WHEN utf8_ok AND json_valid(raw_record)
+        THEN json_type(raw_record) = 'OBJECT' ELSE false END AS valid
     FROM lines
     WHERE trim(raw_record) <> ''
 )

@@ -1,0 +1,62 @@
+"""Kill ``eventpipe ingest`` with SIGKILL at random moments; a rerun leaves every record exactly once."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from eventpipe.generate import generate_files
+from eventpipe.settings import Settings
+from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
+
+from .conftest import read
+
+TRIALS = 20
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("landing")
+    generate_files(folder, 60_000, seed=21, days=4, dirty=True, dirty_rate=0.003, per_day=True, compress=True)
+    return folder
+
+
+def ingest_command(landing, warehouse):
+    return [sys.executable, "-m", "eventpipe", "ingest", "-q", "-s", str(landing), "-w", str(warehouse)]
+
+
+def landed(warehouse):
+    config = Settings.load(warehouse=warehouse)
+    rows = read(config, BRONZE_EVENTS).select(["_source_file", "_source_line"]).to_pylist()
+    bad = read(config, QUARANTINE).select(["_source_file", "_source_line"]).to_pylist()
+    return Counter((r["_source_file"], r["_source_line"]) for r in rows), Counter(
+        (r["_source_file"], r["_source_line"]) for r in bad
+    )
+
+
+@pytest.mark.slow
+def test_killed_runs_then_rerun_land_every_record_once(landing, tmp_path):
+    began = time.perf_counter()
+    subprocess.run(ingest_command(landing, tmp_path / "undisturbed"), check=True, capture_output=True)
+    full_run = time.perf_counter() - began
+    expected_bronze, expected_quarantine = landed(tmp_path / "undisturbed")
+    assert len(expected_bronze) == 60_000 - len(expected_quarantine) and expected_quarantine
+
+    chance = random.Random(2020)
+    for trial in range(TRIALS):
+        warehouse = tmp_path / f"trial-{trial}"
+        process = subprocess.Popen(ingest_command(landing, warehouse), stderr=subprocess.DEVNULL)
+        time.sleep(chance.uniform(0.2, full_run))
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+        rerun = subprocess.run(ingest_command(landing, warehouse), capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        bronze, quarantine = landed(warehouse)
+        assert bronze == expected_bronze, f"trial {trial}"
+        assert quarantine == expected_quarantine, f"trial {trial}"

@@ -1,0 +1,129 @@
+"""Other formats and spellings: JSON lines, Parquet, renamed columns, quoting, line endings."""
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from eventpipe.errors import SourceError
+from eventpipe.ingest import ingest
+from eventpipe.settings import Settings
+from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
+
+from .conftest import read
+
+NOON = datetime(2020, 9, 24, 12, 0, 0, tzinfo=UTC)
+HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+
+
+def bronze_by_line(settings):
+    rows = read(settings, BRONZE_EVENTS).to_pylist()
+    return {row["_source_line"]: row for row in rows}
+
+
+def test_csv_quoting_line_endings_and_blank_lines(settings, tmp_path):
+    source = tmp_path / "events.csv"
+    source.write_bytes(
+        (
+            "\ufeff" + HEADER + "\r\n"
+            '2020-09-24 12:00:00 UTC,view,1,2,"a,b","say ""hi""",1.5,7,s1\r\n'
+            "\r\n"
+            "2020-09-24T14:00:00+02:00,cart,1,2,,,1.5,7,s1\r\n"
+            "2020-09-24 12:00:00 UTC,purchase,1,2,,,1.5,7,s1"  # no final newline
+        ).encode()
+    )
+    result = ingest(settings, [str(source)])
+    assert (result.records, result.bronze_rows, result.quarantined) == (3, 3, 0)
+    rows = bronze_by_line(settings)
+    assert sorted(rows) == [2, 4, 5]
+    assert rows[2]["category_code"] == "a,b"
+    assert rows[2]["brand"] == 'say "hi"'
+    assert rows[2]["user_session"] == "s1"
+    assert {rows[n]["event_time"] for n in rows} == {NOON}
+    assert rows[4]["brand"] is None and rows[4]["category_code"] is None
+
+
+def test_renamed_columns_through_settings(tmp_path):
+    source = tmp_path / "events.csv.gz"
+    with gzip.open(source, "wt") as handle:
+        handle.write("timestamp,action,uid\n2020-09-24 12:00:00 UTC,view,42\n")
+    unmapped = Settings.load(warehouse=tmp_path / "a")
+    with pytest.raises(
+        SourceError, match=r"event_time, event_type, user_id not found.*timestamp, action, uid"
+    ):
+        ingest(unmapped, [str(source)])
+
+    (tmp_path / "eventpipe.toml").write_text(
+        '[columns]\ntimestamp = "event_time"\naction = "event_type"\nuid = "user_id"\n'
+    )
+    mapped = Settings.load(warehouse=tmp_path / "b")
+    ingest(mapped, [str(source)])
+    [row] = read(mapped, BRONZE_EVENTS).to_pylist()
+    assert (row["event_time"], row["event_type"], row["user_id"], row["price"]) == (NOON, "view", 42, None)
+
+
+def test_json_lines(settings, tmp_path):
+    source = tmp_path / "events.jsonl"
+    records = [
+        {
+            "event_time": "2020-09-24 12:00:00 UTC",
+            "event_type": "view",
+            "user_id": 1515915625519388267,
+            "price": 31.9,
+            "brand": "x",
+        },
+        "not json",
+        {"event_time": "2020-09-24T12:00:00Z", "event_type": "cart", "user_id": 5, "product_id": "12x"},
+        {"event_time": "2020-09-24T07:00:00-05:00", "event_type": "cart", "user_id": 6},
+    ]
+    source.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n")
+    result = ingest(settings, [str(source)])
+    assert (result.records, result.bronze_rows, result.quarantined) == (4, 2, 2)
+    rows = bronze_by_line(settings)
+    assert rows[1]["user_id"] == 1515915625519388267
+    assert rows[1]["price"] == 31.9
+    assert rows[4]["event_time"] == NOON
+    reasons = {r["_source_line"]: r["reason"] for r in read(settings, QUARANTINE).to_pylist()}
+    assert reasons[2].startswith("json:")
+    assert reasons[3] == 'product_id: not an integer: "12x"'
+
+
+def test_parquet_rows_numbered_from_one(settings, tmp_path):
+    source = tmp_path / "events.parquet"
+    table = pa.table(
+        {
+            "event_time": pa.array([NOON, NOON], pa.timestamp("us", tz="UTC")),
+            "event_type": ["view", "purchase"],
+            "user_id": pa.array([1, 2], pa.int64()),
+            "price": [1.0, float("nan")],
+        }
+    )
+    pq.write_table(table, source)
+    result = ingest(settings, [str(source)])
+    assert (result.records, result.bronze_rows, result.quarantined) == (2, 1, 1)
+    [row] = read(settings, BRONZE_EVENTS).to_pylist()
+    assert (row["_source_line"], row["event_time"], row["user_id"]) == (1, NOON, 1)
+    [bad] = read(settings, QUARANTINE).to_pylist()
+    assert (bad["_source_line"], bad["reason"]) == (2, 'price: not a number: "nan"')
+    assert json.loads(bad["raw_record"])["event_type"] == "purchase"
+
+
+def test_changed_file_is_reported_not_ingested_twice(settings, tmp_path):
+    source = tmp_path / "events.csv"
+    source.write_text(HEADER + "\n2020-09-24 12:00:00 UTC,view,1,2,,,1.5,7,s1\n")
+    ingest(settings, [str(source)])
+    source.write_text(
+        HEADER
+        + "\n2020-09-24 12:00:00 UTC,view,1,2,,,1.5,7,s1\n2020-09-24 12:00:01 UTC,view,1,2,,,1.5,7,s1\n"
+    )
+    result = ingest(settings, [str(source)])
+    assert result.files[0].status == "changed since it was ingested"
+    assert result.warnings and str(source) in result.warnings[0]
+    assert read(settings, BRONZE_EVENTS).num_rows == 1
+
+    copy = tmp_path / "copy.csv"
+    copy.write_text(HEADER + "\n2020-09-24 12:00:00 UTC,view,1,2,,,1.5,7,s1\n")
+    assert ingest(settings, [str(copy)]).files[0].status == "same content as an ingested file"
