@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     session_timeout_minutes: float = Field(default=30, gt=0)
     """A user's gap longer than this starts a new session."""
 
-    read_chunk_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    read_chunk_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     """Bytes of raw text parsed per batch; bounds ingest memory."""
 
     @field_validator("columns")

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import DeltaTable
 
 from eventpipe.engine import DuckDBEngine
+from eventpipe.engine.delta import append
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from eventpipe.ingest.layout import detect_layout
 from eventpipe.ingest.ledger import FileRecord, Ledger, bronze_commit, quarantine_commit
@@ -88,22 +89,33 @@ def ingest(
     layouts = {f.path: detect_layout(f, settings.columns) for f in files}  # fail before writing
     warehouse = Warehouse.open(settings.warehouse, create=True)
     with warehouse.lock():
-        ledger = Ledger(warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
+        target = _Target(warehouse, warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
+        ledger = Ledger(target.bronze, target.quarantine)
         results = []
         for source in files:
             progress.start_file(source)
-            result = _ingest_file(warehouse, ledger, source, settings, layouts[source.path], progress.advance)
+            result = _ingest_file(target, ledger, source, settings, layouts[source.path], progress.advance)
             progress.end_file(result)
             results.append(result)
-        bronze, quarantine = warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE)
     warnings = [f"{r.path}: {r.status}; {r.note}" for r in results if r.status is FileStatus.changed]
     return IngestResult(
-        results, time.perf_counter() - began, bronze.version(), quarantine.version(), warnings
+        results,
+        time.perf_counter() - began,
+        target.bronze.version(),
+        target.quarantine.version(),
+        warnings,
     )
 
 
+@dataclass(frozen=True)
+class _Target:
+    warehouse: Warehouse
+    bronze: DeltaTable
+    quarantine: DeltaTable
+
+
 def _ingest_file(
-    warehouse: Warehouse,
+    target: _Target,
     ledger: Ledger,
     source: SourceFile,
     settings: Settings,
@@ -128,7 +140,7 @@ def _ingest_file(
 
     began = time.perf_counter()
     ingested_at = datetime.now(UTC)
-    split = Split(spill_dir=warehouse.root / "_staging")
+    split = Split(spill_dir=target.warehouse.root / "_staging")
     with DuckDBEngine() as engine:
         batches = split.bronze_batches(
             typed_batches(engine, source, layout, ingested_at, settings.read_chunk_bytes, on_progress)
@@ -139,12 +151,12 @@ def _ingest_file(
             for _ in batches:
                 pass
         else:
-            write_deltalake(
-                str(warehouse.path(BRONZE_EVENTS)),
-                pa.RecordBatchReader.from_batches(BRONZE_SCHEMA, batches),
-                mode="append",
-                partition_by=list(BRONZE_EVENTS.partition_by),
-                commit_properties=bronze_commit(fingerprint, source.name),
+            append(
+                target.bronze,
+                BRONZE_SCHEMA,
+                batches,
+                BRONZE_EVENTS.partition_by,
+                bronze_commit(fingerprint, source.name),
             )
     record = FileRecord(
         path=source.name,
@@ -155,12 +167,12 @@ def _ingest_file(
         bronze_rows=split.bronze_rows,
         quarantined=split.quarantined,
     )
-    write_deltalake(
-        str(warehouse.path(QUARANTINE)),
-        pa.RecordBatchReader.from_batches(QUARANTINE_SCHEMA, _quarantine_rows(split, ingested_at)),
-        mode="append",
-        partition_by=list(QUARANTINE.partition_by),
-        commit_properties=quarantine_commit(record),
+    append(
+        target.quarantine,
+        QUARANTINE_SCHEMA,
+        _quarantine_rows(split, ingested_at),
+        QUARANTINE.partition_by,
+        quarantine_commit(record),
     )
     return FileResult(
         source.name,

@@ -5,13 +5,15 @@ record keep its physical line number and its raw text, including records a
 parser would reject: those are exactly the ones the quarantine needs.
 """
 
-import gzip
+import queue
+import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from isal import igzip_threaded
 
 LINE_SCHEMA = pa.schema([("_source_line", pa.int64()), ("raw_record", pa.string()), ("utf8_ok", pa.bool_())])
 _NEWLINE, _CARRIAGE_RETURN = 10, 13
@@ -26,7 +28,8 @@ def read_lines(path: str, compressed: bool, chunk_bytes: int) -> Iterator[tuple[
     as ``\\xNN`` escapes and ``utf8_ok`` false.
     """
     with open(path, "rb") as raw:
-        text: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        # ISA-L decompresses two to three times faster than zlib, in its own thread.
+        text: BinaryIO = igzip_threaded.open(raw, "rb", threads=1) if compressed else raw
         carry = b""
         line = 1
         while block := text.read(chunk_bytes):
@@ -39,6 +42,42 @@ def read_lines(path: str, compressed: bool, chunk_bytes: int) -> Iterator[tuple[
                 yield table, raw.tell()
         if carry:
             yield _line_table(carry + b"\n", line), raw.tell()
+
+
+def prefetched(items: Iterator, depth: int = 2) -> Iterator:
+    """``items``, produced in a background thread up to ``depth`` ahead.
+
+    Reading and splitting lines (I/O, decompression, numpy) then overlaps with
+    parsing the previous chunk, which DuckDB does on its own threads.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                handoff.put(item)
+            handoff.put(done)
+        except BaseException as error:  # handed to the consumer, raised there
+            handoff.put(error)
+
+    worker = threading.Thread(target=produce, name="eventpipe-read", daemon=True)
+    worker.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
 
 
 def _line_table(body: bytes, first_line: int) -> pa.Table:

@@ -126,7 +126,10 @@ FROM read_parquet($path, file_row_number = true) AS source
 
 
 def typed(cells_sql: str) -> str:
-    """Typed bronze columns plus ``reason`` (NULL for a good row) and ``raw_record``.
+    """Typed bronze columns plus ``reason`` and ``raw_record`` (both NULL for a good row).
+
+    ``event_time`` comes out as a UTC TIMESTAMP without zone: labelling it UTC
+    in Arrow is free, converting it in SQL is not.
 
     Parameters: ``$source_file`` and ``$ingested_at``.
     """
@@ -140,17 +143,27 @@ def typed(cells_sql: str) -> str:
 WITH cells AS ({cells_sql}
 ), parsed AS (
     SELECT *,
+        -- UTC wall-clock time (TIMESTAMP); the caller labels it UTC without converting
         coalesce(
-            -- the REES46 spelling, fast; then any spelling DuckDB reads, with a time of day
-            try_strptime(c_event_time, '%Y-%m-%d %H:%M:%S UTC')::TIMESTAMPTZ,
+            -- the REES46 spelling, fast; then any spelling DuckDB reads that has a time of day
+            try_strptime(c_event_time, '%Y-%m-%d %H:%M:%S UTC'),
             CASE WHEN regexp_matches(c_event_time, '{_HAS_TIME_OF_DAY}')
-                THEN TRY_CAST(trim(c_event_time) AS TIMESTAMPTZ) END
+                THEN timezone('UTC', TRY_CAST(c_event_time AS TIMESTAMPTZ)) END
         ) AS event_time,
         {integers},
-        CASE WHEN isfinite(TRY_CAST(trim(c_price) AS DOUBLE))
-            THEN TRY_CAST(trim(c_price) AS DOUBLE) END AS price,
+        CASE WHEN isfinite(TRY_CAST(c_price AS DOUBLE)) THEN TRY_CAST(c_price AS DOUBLE) END AS price,
         {texts}
     FROM cells
+), judged AS (
+    SELECT *,
+        CASE
+            WHEN problem IS NOT NULL THEN problem
+            WHEN NOT {_present("event_time")} THEN 'event_time: missing'
+            WHEN event_time IS NULL THEN 'event_time: not a timestamp: ' || {_shown("event_time")}
+            {number_checks}
+            WHEN {_present("price")} AND price IS NULL THEN 'price: not a number: ' || {_shown("price")}
+        END AS reason
+    FROM parsed
 )
 SELECT
     event_time, event_type, product_id, category_id, category_code, brand, price, user_id,
@@ -159,15 +172,9 @@ SELECT
     $source_file AS _source_file,
     _source_line,
     $ingested_at::TIMESTAMPTZ AS _ingested_at,
-    CASE
-        WHEN problem IS NOT NULL THEN problem
-        WHEN NOT {_present("event_time")} THEN 'event_time: missing'
-        WHEN event_time IS NULL THEN 'event_time: not a timestamp: ' || {_shown("event_time")}
-        {number_checks}
-        WHEN {_present("price")} AND price IS NULL THEN 'price: not a number: ' || {_shown("price")}
-    END AS reason,
-    raw_record
-FROM parsed
+    reason,
+    CASE WHEN reason IS NOT NULL THEN raw_record END AS raw_record
+FROM judged
 """
 
 
@@ -181,7 +188,7 @@ def _integer(field: str) -> str:
 
 
 def _present(field: str) -> str:
-    return f"coalesce(trim(c_{field}), '') <> ''"
+    return f"coalesce(c_{field}, '') <> ''"
 
 
 def _shown(field: str) -> str:

@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from eventpipe.engine import Engine
-from eventpipe.fields import BRONZE_SCHEMA
+from eventpipe.fields import BRONZE_SCHEMA, UTC_MICROS
 from eventpipe.ingest import parse
-from eventpipe.ingest.lines import read_lines
+from eventpipe.ingest.lines import prefetched, read_lines
 from eventpipe.ingest.parse import Layout
 from eventpipe.ingest.sources import SourceFile, SourceFormat
 
@@ -43,7 +43,7 @@ def typed_batches(
     else:
         sql = parse.typed(parse.jsonl_cells(layout))
         params |= parse.json_paths(layout)
-    for lines, position in read_lines(str(source.path), source.compressed, chunk_bytes):
+    for lines, position in prefetched(read_lines(str(source.path), source.compressed, chunk_bytes)):
         engine.register("raw_lines", lines)
         yield from engine.stream(sql, params)
         on_progress(position)
@@ -103,6 +103,6 @@ class Split:
                 kept = batch.filter(good)
             self.bronze_rows += kept.num_rows
             if kept.num_rows:
-                yield pa.RecordBatch.from_arrays(
-                    [kept.column(name) for name in BRONZE_SCHEMA.names], schema=BRONZE_SCHEMA
-                )
+                columns = [kept.column(name) for name in BRONZE_SCHEMA.names]
+                columns[0] = columns[0].cast(UTC_MICROS)  # labels UTC wall-clock time as UTC
+                yield pa.RecordBatch.from_arrays(columns, schema=BRONZE_SCHEMA)

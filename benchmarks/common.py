@@ -1,0 +1,38 @@
+"""Helpers for benchmarks: run a command in a child process, report wall time and peak memory."""
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_mib: float
+
+
+def measure(command: list[str]) -> Measured:
+    """Run ``command``; its wall time and the peak resident memory of the child process."""
+    began = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()}")
+    return Measured(seconds, usage.ru_maxrss / 1024)
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def eventpipe(*args: str) -> list[str]:
+    return [sys.executable, "-m", "eventpipe", *args]
+
+
+def report(rows: list[tuple[str, int, Measured]]) -> None:
+    print(f"{'what':<40} {'events':>12} {'seconds':>9} {'events/s':>12} {'peak MiB':>9}")
+    for what, events, m in rows:
+        print(f"{what:<40} {events:>12,} {m.seconds:>9.2f} {events / m.seconds:>12,.0f} {m.peak_mib:>9,.0f}")
