@@ -14,13 +14,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The main job on realistic data: a month of dirty events, one gzip file per day.
+# The main job on realistic data: a month of dirty events, one gzip file per day,
+# through bronze, silver and gold, then CSV exports.
 demo: setup
-	rm -rf data/demo warehouse
+	rm -rf data/demo warehouse exports
 	$(BIN)/eventpipe generate --events $(DEMO_EVENTS) --days 30 --per-day --gzip --dirty --out data/demo
-	$(BIN)/eventpipe ingest --source data/demo --warehouse warehouse
-	$(BIN)/eventpipe query --warehouse warehouse \
-		"SELECT count(*) AS bronze_rows, count(DISTINCT _source_file) AS files FROM bronze_events"
+	$(BIN)/eventpipe run --source data/demo --warehouse warehouse
+	$(BIN)/eventpipe export --warehouse warehouse --out exports
+	$(BIN)/eventpipe query --warehouse warehouse "SELECT * FROM funnel ORDER BY level, step_number"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -13,8 +13,7 @@ def run_query(settings: Settings, sql: str) -> pa.Table:
     """Run ``sql`` against the views of the warehouse; nothing on disk can change."""
     warehouse = Warehouse.open(settings.warehouse, create=False)
     with DuckDBEngine() as engine:
-        for table in warehouse.existing_tables():
-            engine.expose_table(table.view, warehouse.path(table))
+        warehouse.expose(engine)
         engine.forbid_external_access()
         try:
             return engine.table(sql)

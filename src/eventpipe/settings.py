@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,7 +45,38 @@ class Settings(BaseSettings):
     """
 
     session_timeout_minutes: float = Field(default=30, gt=0)
-    """A user's gap longer than this starts a new session."""
+    """A user's gap longer than this starts a new session (exactly this long continues it)."""
+
+    max_session_minutes: float | None = Field(default=None, gt=0)
+    """Cut sessions into pieces this long (from the session's start); off by default."""
+
+    event_types: list[str] = Field(default_factory=lambda: ["view", "cart", "remove_from_cart", "purchase"])
+    """The canonical event types; anything else is quarantined in silver."""
+
+    event_type_synonyms: dict[str, str] = Field(
+        default_factory=lambda: {
+            "product_view": "view",
+            "pageview": "view",
+            "page_view": "view",
+            "add_to_cart": "cart",
+            "add-cart": "cart",
+            "addtocart": "cart",
+            "remove": "remove_from_cart",
+            "remove-from-cart": "remove_from_cart",
+            "buy": "purchase",
+            "order": "purchase",
+        }
+    )
+    """Spelling (after trimming and lower-casing) -> canonical event type."""
+
+    future_tolerance_hours: float = Field(default=24, ge=0)
+    """Events further than this ahead of the run's clock are quarantined."""
+
+    funnel_steps: list[str] = Field(default_factory=lambda: ["view", "cart", "purchase"], min_length=2)
+    """The ordered funnel of gold/funnel, as canonical event types."""
+
+    memory_limit: str = "1GB"
+    """Memory DuckDB may use before it spills to the warehouse's _tmp folder."""
 
     read_chunk_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     """Bytes of raw text parsed per batch; bounds ingest memory."""
@@ -59,6 +90,20 @@ class Settings(BaseSettings):
                 f"maps onto unknown field(s) {', '.join(unknown)}; fields are: {', '.join(EVENT_FIELDS)}"
             )
         return columns
+
+    @model_validator(mode="after")
+    def _event_types_are_consistent(self) -> "Settings":
+        canonical = set(self.event_types)
+        stray = sorted(
+            {t for t in self.event_type_synonyms.values() if t not in canonical}
+            | {t for t in self.funnel_steps if t not in canonical}
+        )
+        if stray:
+            raise ValueError(
+                f"event type(s) {', '.join(stray)} used in event_type_synonyms or funnel_steps "
+                f"are not in event_types ({', '.join(self.event_types)})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

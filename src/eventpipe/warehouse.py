@@ -6,10 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 
+from eventpipe.engine import Engine
+from eventpipe.engine.delta import Written, write
 from eventpipe.errors import WarehouseError, WarehouseLockedError
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 
@@ -20,18 +23,37 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A Delta table of the warehouse: where it lives and the SQL view name it gets."""
+    """A Delta table of the warehouse: where it lives and the SQL view name it gets.
+
+    Tables built by SQL have no fixed schema here; their first write sets it.
+    """
 
     path: str
     view: str
-    schema: pa.Schema
+    schema: pa.Schema | None = None
     partition_by: tuple[str, ...] = ()
 
 
 BRONZE_EVENTS = TableSpec("bronze/events", "bronze_events", BRONZE_SCHEMA, ("event_date",))
 QUARANTINE = TableSpec("quarantine/events", "quarantine", QUARANTINE_SCHEMA, ("stage",))
+SILVER_EVENTS = TableSpec("silver/events", "silver_events", partition_by=("event_date",))
+SESSIONS = TableSpec("silver/sessions", "sessions")
+EVENTS_BY_MINUTE = TableSpec("gold/events_by_minute", "events_by_minute")
+EVENTS_BY_TYPE = TableSpec("gold/events_by_type", "events_by_type")
+USER_FUNNEL = TableSpec("gold/user_funnel", "user_funnel")
+FUNNEL = TableSpec("gold/funnel", "funnel")
+SESSIONS_DAILY = TableSpec("gold/sessions_daily", "sessions_daily")
+DAILY_METRICS = TableSpec("gold/daily_metrics", "daily_metrics")
 
-TABLES: tuple[TableSpec, ...] = (BRONZE_EVENTS, QUARANTINE)
+GOLD_TABLES: tuple[TableSpec, ...] = (
+    EVENTS_BY_MINUTE,
+    EVENTS_BY_TYPE,
+    USER_FUNNEL,
+    FUNNEL,
+    SESSIONS_DAILY,
+    DAILY_METRICS,
+)
+TABLES: tuple[TableSpec, ...] = (BRONZE_EVENTS, QUARANTINE, SILVER_EVENTS, SESSIONS, *GOLD_TABLES)
 
 # Commit metadata is how bronze remembers which files it holds; keep the log.
 _TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false"}
@@ -75,14 +97,14 @@ class Warehouse:
     def exists(self, table: TableSpec) -> bool:
         return DeltaTable.is_deltatable(str(self.path(table)))
 
-    def table(self, table: TableSpec) -> DeltaTable:
-        """The Delta table, created empty with its schema on first use."""
+    def table(self, table: TableSpec, schema: pa.Schema | None = None) -> DeltaTable:
+        """The Delta table, created empty on first use with its schema (or ``schema``)."""
         path = str(self.path(table))
         if DeltaTable.is_deltatable(path):
             return DeltaTable(path)
         return DeltaTable.create(
             path,
-            schema=table.schema,
+            schema=table.schema or schema,
             partition_by=list(table.partition_by) or None,
             configuration=_TABLE_CONFIGURATION,
         )
@@ -90,18 +112,48 @@ class Warehouse:
     def existing_tables(self) -> list[TableSpec]:
         return [t for t in TABLES if self.exists(t)]
 
+    def expose(self, engine: Engine, tables: tuple[TableSpec, ...] = TABLES) -> None:
+        """Make each existing table of ``tables`` a view of ``engine``, named ``table.view``."""
+        for table in tables:
+            if self.exists(table):
+                engine.expose_table(table.view, self.path(table))
+
+    def replace(
+        self,
+        table: TableSpec,
+        rows: pa.RecordBatchReader,
+        where: list[tuple[str, str, str]] | None = None,
+        commit: CommitProperties | None = None,
+    ) -> Written:
+        """Replace the table's rows (those in the partitions ``where`` names) in one commit."""
+        schema = table.schema or rows.schema
+        target = self.table(table, schema)
+        return write(target, schema, rows.cast(schema), table.partition_by, commit, replace=where or [])
+
+    def scratch(self) -> Path:
+        """A folder for DuckDB to spill to; it holds nothing between runs."""
+        return self.root / "_tmp"
+
     def lock(self) -> "WarehouseLock":
         return WarehouseLock(self.root / LOCK)
 
 
 class WarehouseLock:
-    """An exclusive, non-blocking lock on the warehouse; released when the process ends."""
+    """An exclusive, non-blocking lock on the warehouse; released when the process ends.
+
+    Re-entrant within a process, so ``run`` can hold it across the stages it calls.
+    """
+
+    _held: ClassVar[dict[Path, int]] = {}
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = path.resolve()
         self._fd: int | None = None
 
     def __enter__(self) -> "WarehouseLock":
+        if self.path in WarehouseLock._held:
+            WarehouseLock._held[self.path] += 1
+            return self
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
@@ -118,11 +170,14 @@ class WarehouseLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
+        WarehouseLock._held[self.path] = 1
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._fd is not None:
+        WarehouseLock._held[self.path] -= 1
+        if self._fd is not None and not WarehouseLock._held[self.path]:
+            del WarehouseLock._held[self.path]
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import sys
+from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -13,9 +14,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
+from eventpipe.gold import GoldResult
 from eventpipe.ingest import FileResult, IngestResult
 from eventpipe.ingest import Progress as IngestProgress
 from eventpipe.ingest.sources import SourceFile
+from eventpipe.pipeline import RunResult
+from eventpipe.silver import SilverResult
 
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
@@ -70,6 +74,62 @@ def print_ingest_summary(result: IngestResult) -> None:
     )
     for warning in result.warnings:
         err.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
+
+
+def print_silver_summary(result: SilverResult) -> None:
+    err.print(
+        f"silver: {result.bronze_rows:,} bronze rows -> {result.events:,} events "
+        f"+ {result.duplicates:,} duplicates removed + {result.quarantined:,} quarantined; "
+        f"{result.sessions:,} sessions ({result.seconds:.1f} s)",
+        highlight=False,
+    )
+    for reason, count in result.quarantined_by_reason.items():
+        err.print(Text(f"  quarantined {count:,}: {reason}"))
+
+
+def print_gold_summary(result: GoldResult) -> None:
+    tables = ", ".join(f"{name} {rows:,}" for name, rows in result.rows.items())
+    err.print(f"gold rows: {tables} ({result.seconds:.1f} s)", highlight=False)
+    for level in ("session", "user"):
+        steps = [s for s in result.funnel if s["level"] == level]
+        shown = " -> ".join(
+            f"{s['step']} {s['entered']:,}"
+            + (f" ({s['conversion_from_previous']:.1%})" if s["conversion_from_previous"] is not None else "")
+            for s in steps
+        )
+        err.print(f"funnel per {level}: {shown}", highlight=False)
+
+
+def run_summary(result: RunResult) -> dict:
+    """The machine-readable summary of ``eventpipe run``."""
+    return {
+        "seconds": result.seconds,
+        "events_per_second": result.ingest.records / result.seconds if result.seconds else 0.0,
+        "files": [asdict(f) for f in result.ingest.files],
+        "rows": {
+            "records_read": result.ingest.records,
+            "bronze": result.silver.bronze_rows,
+            "silver_events": result.silver.events,
+            "sessions": result.silver.sessions,
+            **{f"gold.{name}": rows for name, rows in result.gold.rows.items()},
+        },
+        "duplicates_removed": result.silver.duplicates,
+        "quarantined": {"bronze_this_run": result.ingest.quarantined, "silver": result.silver.quarantined},
+        "quarantined_by_reason": {"silver": result.silver.quarantined_by_reason},
+        "funnel": result.gold.funnel,
+        "versions": {**result.silver.versions, **result.gold.versions},
+    }
+
+
+def print_run_summary(result: RunResult) -> None:
+    print_ingest_summary(result.ingest)
+    print_silver_summary(result.silver)
+    print_gold_summary(result.gold)
+    err.print(
+        f"run took {result.seconds:.1f} s "
+        f"({result.ingest.records / result.seconds if result.seconds else 0:,.0f} new events/s)",
+        highlight=False,
+    )
 
 
 def print_error(message: str) -> None:

@@ -122,6 +122,84 @@ def query(
     console.print_rows(run_query(settings, sql), format.value)
 
 
+@app.command()
+def silver(
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Rebuild silver events, sessions and the silver quarantine from bronze.
+
+    Example: eventpipe silver --warehouse warehouse
+    """
+    from eventpipe.silver import build_silver
+
+    result = build_silver(Settings.load(config, warehouse=warehouse))
+    console.print_silver_summary(result)
+    if json:
+        console.print_json({**asdict(result), "quarantined": result.quarantined})
+
+
+@app.command()
+def gold(
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Rebuild every gold table from silver.
+
+    Example: eventpipe gold --warehouse warehouse
+    """
+    from eventpipe.gold import build_gold
+
+    result = build_gold(Settings.load(config, warehouse=warehouse))
+    console.print_gold_summary(result)
+    if json:
+        console.print_json(asdict(result))
+
+
+@app.command()
+def run(
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", "-s", help="File, folder or glob to ingest; repeatable."),
+    ] = None,
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Ingest new files, then rebuild silver and gold: the whole pipeline.
+
+    Example: eventpipe run --source data/events --warehouse warehouse
+    """
+    from eventpipe.pipeline import run as run_pipeline
+
+    settings = Settings.load(config, warehouse=warehouse, sources=source or None)
+    with console.ConsoleProgress(quiet=quiet or not console.err.is_terminal) as progress:
+        result = run_pipeline(settings, progress=progress)
+    console.print_run_summary(result)
+    if json:
+        console.print_json(console.run_summary(result))
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write silver/ and gold/ CSVs into.")],
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write CSV copies of silver and gold in the old pandas scripts' layout.
+
+    Example: eventpipe export --out exports
+    """
+    from eventpipe.export import export as run_export
+
+    result = run_export(Settings.load(config, warehouse=warehouse), out)
+    for path, rows in result.files.items():
+        console.err.print(f"{path}: {rows:,} rows", highlight=False)
+
+
 def main() -> None:
     """Entry point: the project's own errors become one line on stderr and an exit code."""
     # Typer reports usage errors itself; everything else of ours arrives here.

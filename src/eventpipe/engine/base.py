@@ -29,6 +29,10 @@ class Engine(ABC):
         """Run ``sql`` and return the whole (small) result."""
         return self.stream(sql, params).read_all()
 
+    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+        """Run ``sql`` and return the first column of its first row."""
+        return self.table(sql, params).column(0)[0].as_py()
+
     @abstractmethod
     def close(self) -> None:
         """Release the engine's resources."""

@@ -30,21 +30,26 @@ _MAX_OPEN_FILES = 64
 
 
 @dataclass(frozen=True)
-class Appended:
+class Written:
     rows: int
     files: int
     version: int
 
 
-def append(
+def write(
     table: DeltaTable,
     schema: pa.Schema,
     batches: Iterable[pa.RecordBatch],
     partition_by: tuple[str, ...],
-    commit: CommitProperties,
-) -> Appended:
+    commit: CommitProperties | None = None,
+    *,
+    replace: list[tuple[str, str, str]] | None = None,
+) -> Written:
     """Write ``batches`` as new files of ``table`` and commit them in one transaction.
 
+    With ``replace`` (partition filters such as ``[("stage", "=", "silver")]``,
+    or ``[]`` for the whole table) the same commit removes the files it
+    replaces, so readers see the old rows or the new ones, never a mix.
     The commit happens even with no rows, so that ``commit`` (its app
     transactions) is recorded either way. Files of a run killed before the
     commit are not part of the table; ``vacuum`` removes them.
@@ -66,16 +71,17 @@ def append(
         file_visitor=written.append,
         create_dir=True,
     )
-    actions = [_add_action(root, f, partition_by) for f in written]
     table.create_write_transaction(
-        actions,
-        mode="append",
+        [_add_action(root, f, partition_by) for f in written],
+        # overwrite removes the files of the partitions the filters select (all, without filters)
+        mode="append" if replace is None else "overwrite",
         schema=schema,
         partition_by=list(partition_by) or None,
+        partition_filters=replace or None,
         commit_properties=commit,
     )
     table.update_incremental()
-    return Appended(sum(f.metadata.num_rows for f in written), len(written), table.version())
+    return Written(sum(f.metadata.num_rows for f in written), len(written), table.version())
 
 
 def _add_action(root: Path, written: ds.WrittenFile, partition_by: tuple[str, ...]) -> AddAction:
@@ -93,26 +99,30 @@ def _add_action(root: Path, written: ds.WrittenFile, partition_by: tuple[str, ..
 
 
 def _stats(metadata: pq.FileMetaData) -> dict:
-    """Delta file statistics (row count, null counts, min and max) from the Parquet footer."""
+    """Delta file statistics (row count, null counts, min and max) from the Parquet footer.
+
+    Readers prune files with these, and ``deltalake`` turns a column with no
+    minimum into a filter that matches nothing, so a file gets bounds for
+    every column or no column statistics at all.
+    """
     schema = metadata.schema.to_arrow_schema()
     nulls: dict[str, int] = {}
     lows: dict[str, object] = {}
     highs: dict[str, object] = {}
     for index, field in enumerate(schema):
-        column_nulls, low, high, complete = 0, None, None, True
+        column_nulls, low, high = 0, None, None
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(index).statistics
-            if stats is None:
-                complete = False
-                break
+            if stats is None or not stats.has_null_count:
+                return {"numRecords": metadata.num_rows}
             column_nulls += stats.null_count
             if stats.has_min_max:
                 low = stats.min if low is None else min(low, stats.min)
                 high = stats.max if high is None else max(high, stats.max)
-        if not complete:
-            continue
+            elif stats.null_count < metadata.row_group(group).num_rows:
+                return {"numRecords": metadata.num_rows}
         nulls[field.name] = column_nulls
-        if low is not None and not pa.types.is_string(field.type):
+        if low is not None:
             lows[field.name], highs[field.name] = _json_value(low), _json_value(high)
     return {"numRecords": metadata.num_rows, "nullCount": nulls, "minValues": lows, "maxValues": highs}
 

@@ -12,12 +12,15 @@ from eventpipe.engine.base import Engine
 
 
 class DuckDBEngine(Engine):
-    """An in-memory DuckDB connection whose clock and time zone are UTC.
+    """An in-memory DuckDB connection whose time zone is UTC.
 
-    ``threads`` and ``memory_limit`` bound what one run may take of the machine.
+    ``threads`` and ``memory_limit`` bound what one run may take of the machine;
+    past the memory limit, DuckDB spills to ``spill_to``.
     """
 
-    def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, threads: int | None = None, memory_limit: str | None = None, spill_to: Path | None = None
+    ) -> None:
         self.con = duckdb.connect()
         # After connecting: the time-zone setting needs the ICU extension loaded first.
         self.con.execute("SET TimeZone = 'UTC'")
@@ -25,6 +28,8 @@ class DuckDBEngine(Engine):
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
             self.con.execute("SET memory_limit = ?", [memory_limit])
+        if spill_to is not None:
+            self.con.execute("SET temp_directory = ?", [str(spill_to)])
         # Keeps the scan order of a source, so line numbers stay with their rows.
         self.con.execute("SET preserve_insertion_order = true")
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from eventpipe.engine import DuckDBEngine
-from eventpipe.engine.delta import append
+from eventpipe.engine.delta import write
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from eventpipe.ingest.layout import detect_layout
 from eventpipe.ingest.ledger import FileRecord, Ledger, bronze_commit, quarantine_commit
@@ -151,7 +151,7 @@ def _ingest_file(
             for _ in batches:
                 pass
         else:
-            append(
+            write(
                 target.bronze,
                 BRONZE_SCHEMA,
                 batches,
@@ -167,7 +167,7 @@ def _ingest_file(
         bronze_rows=split.bronze_rows,
         quarantined=split.quarantined,
     )
-    append(
+    write(
         target.quarantine,
         QUARANTINE_SCHEMA,
         _quarantine_rows(split, ingested_at),

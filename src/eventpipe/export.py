@@ -1,0 +1,104 @@
+"""CSV copies of silver and gold in the layout and column names of the old pandas scripts.
+
+Text cells that a spreadsheet would run as a formula (starting with ``=``,
+``+``, ``-``, ``@``, tab or carriage return) get a leading apostrophe; number
+columns are written as numbers.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from eventpipe.engine import DuckDBEngine
+from eventpipe.settings import Settings
+from eventpipe.sql import ident
+from eventpipe.warehouse import (
+    EVENTS_BY_MINUTE,
+    EVENTS_BY_TYPE,
+    SESSIONS,
+    SILVER_EVENTS,
+    USER_FUNNEL,
+    Warehouse,
+)
+
+# The old scripts wrote pandas' spelling of UTC timestamps.
+_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"
+
+#: file -> (view, columns in the old scripts' order)
+EXPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "silver/events_silver.csv": (
+        SILVER_EVENTS.view,
+        (
+            "event_time",
+            "event_type",
+            "product_id",
+            "category_id",
+            "category_code",
+            "brand",
+            "price",
+            "user_id",
+            "user_session",
+            "session_id",
+            "event_id",
+        ),
+    ),
+    "silver/sessions.csv": (
+        SESSIONS.view,
+        (
+            "session_id",
+            "user_id",
+            "session_start",
+            "session_end",
+            "events_count",
+            "unique_event_types",
+            "session_length_minutes",
+        ),
+    ),
+    "gold/events_by_minute.csv": (EVENTS_BY_MINUTE.view, ("minute", "events_count")),
+    "gold/events_by_type.csv": (EVENTS_BY_TYPE.view, ("event_type", "events_count")),
+    "gold/user_funnel.csv": (USER_FUNNEL.view, ("user_id", "carts", "purchases", "views")),
+}
+_ORDER = {
+    "silver/events_silver.csv": "event_time, event_id",
+    "silver/sessions.csv": "session_start, session_id",
+    "gold/events_by_minute.csv": "minute",
+    "gold/events_by_type.csv": "events_count DESC, event_type",
+    "gold/user_funnel.csv": "user_id",
+}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    files: dict[str, int]  # path -> rows
+
+
+def export(settings: Settings, out: Path) -> ExportResult:
+    """Write every export file under ``out``; returns the rows written per file."""
+    warehouse = Warehouse.open(settings.warehouse, create=False)
+    written = {}
+    with DuckDBEngine() as engine:
+        warehouse.expose(engine)
+        for name, (view, columns) in EXPORTS.items():
+            path = out / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            types = engine.table(f"SELECT * FROM {ident(view)} LIMIT 0").schema
+            cells = ", ".join(_cell(c, types.field(c).type) for c in columns)
+            query = f"SELECT {cells} FROM {ident(view)} ORDER BY {_ORDER[name]}"
+            engine.table(f"COPY ({query}) TO '{_literal(path)}' (HEADER, DELIMITER ',')")
+            written[str(path)] = engine.scalar(f"SELECT count(*) FROM {ident(view)}")
+    return ExportResult(written)
+
+
+def _cell(column: str, kind: pa.DataType) -> str:
+    name = ident(column)
+    if pa.types.is_timestamp(kind):
+        return f"strftime({name}, '{_TIMESTAMP_FORMAT}') AS {name}"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        formula = f"regexp_matches({name}, '^[=+\\-@\\t\\r]')"
+        return f"CASE WHEN {formula} THEN '''' || {name} ELSE {name} END AS {name}"
+    return name
+
+
+def _literal(path: Path) -> str:
+    return str(path).replace("'", "''")
