@@ -15,7 +15,9 @@ ROWS = pa.table(
         "day": pa.array(["a", "a", "b", "b"]),
         "name": pa.array(["x", None, "y", "zz"]),
         "n": pa.array([1, 2, None, 4], pa.int64()),
-        "at": pa.array([datetime(2020, 1, i + 1, tzinfo=UTC) for i in range(4)], pa.timestamp("us", tz="UTC")),
+        "at": pa.array(
+            [datetime(2020, 1, i + 1, tzinfo=UTC) for i in range(4)], pa.timestamp("us", tz="UTC")
+        ),
         "none": pa.array([None, None, None, None], pa.string()),
     }
 )
