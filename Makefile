@@ -31,7 +31,9 @@ test: setup lint
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/ingest_bench.py
+	$(BIN)/python benchmarks/run_bench.py
 
 clean:
 	rm -rf $(VENV) data warehouse .pytest_cache .ruff_cache

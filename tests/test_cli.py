@@ -121,7 +121,7 @@ def test_bad_settings_file(tmp_path, small_csv):
 
 
 def test_every_command_has_help_with_an_example():
-    for command in ("generate", "ingest", "query"):
+    for command in ("generate", "ingest", "query", "silver", "gold", "run", "export"):
         result = run_cli(command, "--help")
         assert result.returncode == 0
         assert "Example: eventpipe " + command in result.stdout
@@ -132,3 +132,19 @@ def test_warehouse_that_cannot_be_created(tmp_path, small_csv):
     blocker.write_text("x")
     result = run_cli("ingest", "-s", str(small_csv), "-w", str(blocker / "wh"))
     assert_one_clear_line(result, "cannot create warehouse")
+
+
+def test_gold_before_silver(tmp_path, small_csv):
+    warehouse = tmp_path / "wh"
+    run_cli("ingest", "-s", str(small_csv), "-w", str(warehouse))
+    assert_one_clear_line(
+        run_cli("gold", "-w", str(warehouse)), "no silver_events, sessions yet", "eventpipe silver"
+    )
+
+
+def test_out_of_memory_says_which_setting_to_raise(tmp_path):
+    source = generate_files(tmp_path / "in.csv", 200_000, seed=1, days=3).files[0]
+    warehouse = tmp_path / "wh"
+    assert run_cli("ingest", "-s", str(source), "-w", str(warehouse)).returncode == 0
+    result = run_cli("silver", "-w", str(warehouse), env={"EVENTPIPE_MEMORY_LIMIT": "4MB"})
+    assert_one_clear_line(result, "ran out of memory", "memory_limit")

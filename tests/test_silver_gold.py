@@ -40,8 +40,10 @@ def test_real_sample(settings, sample_dir):
     assert len(expected["events"]) == 100_000 - 71  # the sample repeats 71 rows exactly
 
 
-def test_dirty_generated_files(settings, tmp_path):
+@pytest.mark.parametrize("rows_per_bucket", [2_000_000, 3_000])
+def test_dirty_generated_files(tmp_path, rows_per_bucket):
     files = generate_files(tmp_path / "in", 20_000, seed=8, days=3, dirty=True, dirty_rate=0.01, per_day=True)
+    settings = Settings.load(warehouse=tmp_path / "wh", rows_per_bucket=rows_per_bucket)
     run(settings, [str(tmp_path / "in")], now=NOW)
     expected = check_against_reference(settings)
     reasons = {q["reason"].split(":")[0] for q in expected["quarantined"]}
@@ -123,3 +125,12 @@ def test_other_timeouts_on_generated_data(tmp_path, timeout):
     settings = Settings.load(warehouse=tmp_path / "wh", session_timeout_minutes=timeout)
     run(settings, [str(tmp_path / "in.csv")], now=NOW)
     check_against_reference(settings)
+
+
+def test_nothing_valid_gives_empty_tables(settings, tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_text(HEADER + "\n2020-09-24 10:00:00 UTC,click,1,9,,,1.0,1,s\n")
+    result = run(settings, [str(source)], now=NOW)
+    assert (result.silver.events, result.silver.sessions, result.silver.quarantined) == (0, 0, 1)
+    assert read(settings, SESSIONS).num_rows == 0
+    assert all(read(settings, table).num_rows == 0 for table in GOLD_TABLES if table.view != "funnel")

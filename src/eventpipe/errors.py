@@ -31,3 +31,11 @@ class WarehouseLockedError(WarehouseError):
 
 class QueryError(EventpipeError):
     """A query given to ``eventpipe query`` failed."""
+
+
+class ResourceError(EventpipeError):
+    """The run needed more memory or disk than it was given."""
+
+
+class MissingTableError(EventpipeError):
+    """A stage needs a table an earlier stage builds."""

@@ -13,8 +13,8 @@ def run_query(settings: Settings, sql: str) -> pa.Table:
     """Run ``sql`` against the views of the warehouse; nothing on disk can change."""
     warehouse = Warehouse.open(settings.warehouse, create=False)
     with DuckDBEngine() as engine:
-        warehouse.expose(engine)
         engine.forbid_external_access()
+        warehouse.expose(engine)
         try:
             return engine.table(sql)
         except duckdb.Error as error:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     funnel_steps: list[str] = Field(default_factory=lambda: ["view", "cart", "purchase"], min_length=2)
     """The ordered funnel of gold/funnel, as canonical event types."""
 
+    rows_per_bucket: int = Field(default=2_000_000, ge=1)
+    """Silver sessionizes users in buckets of about this many rows, to bound memory."""
+
     memory_limit: str = "1GB"
     """Memory DuckDB may use before it spills to the warehouse's _tmp folder."""
 

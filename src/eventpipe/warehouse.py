@@ -13,7 +13,7 @@ from deltalake import CommitProperties, DeltaTable
 
 from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written, write
-from eventpipe.errors import WarehouseError, WarehouseLockedError
+from eventpipe.errors import MissingTableError, WarehouseError, WarehouseLockedError
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 
 MARKER = "_eventpipe.json"
@@ -117,6 +117,14 @@ class Warehouse:
         for table in tables:
             if self.exists(table):
                 engine.expose_table(table.view, self.path(table))
+
+    def require(self, tables: tuple[TableSpec, ...], built_by: str) -> None:
+        """Fail with a clear message unless every table of ``tables`` exists."""
+        missing = [t.view for t in tables if not self.exists(t)]
+        if missing:
+            raise MissingTableError(
+                f"warehouse {self.root} has no {', '.join(missing)} yet; run `eventpipe {built_by}` first"
+            )
 
     def replace(
         self,

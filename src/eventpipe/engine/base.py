@@ -1,7 +1,8 @@
 """What every engine provides."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ class Engine(ABC):
         """Expose in-memory Arrow data to SQL as ``name``."""
 
     @abstractmethod
+    def unregister(self, name: str) -> None:
+        """Forget ``name``, releasing the data registered under it."""
+
+    @abstractmethod
     def expose_table(self, name: str, table_path: Path) -> None:
         """Expose the current version of the Delta table at ``table_path`` as ``name``."""
 
@@ -25,6 +30,10 @@ class Engine(ABC):
     ) -> pa.RecordBatchReader:
         """Run ``sql`` and stream its result as Arrow record batches."""
 
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
+        """Run a statement for its effect (creating a temporary table, say)."""
+        self.stream(sql, params).read_all()
+
     def table(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
         """Run ``sql`` and return the whole (small) result."""
         return self.stream(sql, params).read_all()
@@ -32,6 +41,11 @@ class Engine(ABC):
     def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         """Run ``sql`` and return the first column of its first row."""
         return self.table(sql, params).column(0)[0].as_py()
+
+    @contextmanager
+    def translated_errors(self) -> Iterator[None]:
+        """Errors of the engine that a user can act on become eventpipe errors."""
+        yield
 
     @abstractmethod
     def close(self) -> None:

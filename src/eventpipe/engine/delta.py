@@ -1,13 +1,18 @@
-"""Appending to a Delta table with bounded memory and one atomic commit.
+"""Writing to a Delta table with bounded memory and one atomic commit.
 
 ``deltalake.write_deltalake`` keeps each partition's Parquet file in memory
-until it reaches the target size, so a month of events across thirty daily
-partitions held gigabytes. Here pyarrow streams row groups to files on disk
-(memory bounded by open files x rows per group), and one Delta
-transaction then adds every file, with the caller's commit properties.
+until it reaches the target size (a month of events across thirty daily
+partitions held gigabytes), and pyarrow's dataset writer queues rows without
+bound when encoding is slower than the producer. Here the caller's thread
+encodes each batch as it arrives, a few row groups per partition at most
+wait in memory, and one Delta transaction then adds every file, with the
+caller's commit properties.
 """
 
+import itertools
 import json
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -15,18 +20,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction
 
-# A partition's rows wait in memory until there are this many, so the bound on
-# buffered rows is max_open_files x _MIN_ROWS_PER_GROUP; time-ordered input
-# fills one partition at a time and gets row groups near the maximum.
-_MIN_ROWS_PER_GROUP = 32 * 1024
-_MAX_ROWS_PER_GROUP = 256 * 1024
-_MAX_OPEN_FILES = 64
+# Rows wait in memory until there are this many, then each partition's share
+# goes to disk as one row group: memory is bounded by this, whatever the number
+# of partitions, and time-ordered input (one partition at a time) gets row
+# groups of this size.
+_ROWS_BUFFERED = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,24 +60,14 @@ def write(
     commit are not part of the table; ``vacuum`` removes them.
     """
     root = Path(table.table_uri.removeprefix("file://"))
-    written: list[ds.WrittenFile] = []
-    ds.write_dataset(
-        pa.RecordBatchReader.from_batches(schema, iter(batches)),
-        root,
-        format="parquet",
-        partitioning=ds.partitioning(schema=pa.schema([schema.field(c) for c in partition_by]), flavor="hive")
-        if partition_by
-        else None,
-        basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet",
-        existing_data_behavior="overwrite_or_ignore",
-        min_rows_per_group=_MIN_ROWS_PER_GROUP,
-        max_rows_per_group=_MAX_ROWS_PER_GROUP,
-        max_open_files=_MAX_OPEN_FILES,
-        file_visitor=written.append,
-        create_dir=True,
-    )
+    files = _PartitionedFiles(root, schema, partition_by)
+    try:
+        for batch in batches:
+            files.add(batch)
+    finally:
+        written = files.close()
     table.create_write_transaction(
-        [_add_action(root, f, partition_by) for f in written],
+        [_add_action(root, path, values, metadata) for path, values, metadata in written],
         # overwrite removes the files of the partitions the filters select (all, without filters)
         mode="append" if replace is None else "overwrite",
         schema=schema,
@@ -81,20 +76,105 @@ def write(
         commit_properties=commit,
     )
     table.update_incremental()
-    return Written(sum(f.metadata.num_rows for f in written), len(written), table.version())
+    return Written(sum(m.num_rows for _, _, m in written), len(written), table.version())
 
 
-def _add_action(root: Path, written: ds.WrittenFile, partition_by: tuple[str, ...]) -> AddAction:
-    path = Path(written.path)
-    relative = path.relative_to(root)
-    partition_values = dict(part.split("=", 1) for part in relative.parts[:-1])
+class _PartitionedFiles:
+    """One Parquet file per partition (hive layout), written a row group at a time."""
+
+    def __init__(self, root: Path, schema: pa.Schema, partition_by: tuple[str, ...]) -> None:
+        self.root, self.partition_by = root, partition_by
+        self.file_schema = pa.schema([f for f in schema if f.name not in partition_by])
+        self.writers: dict[tuple, tuple[pq.ParquetWriter, Path, dict[str, str | None]]] = {}
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.run = uuid.uuid4().hex
+        # Encoding runs in a thread of its own, overlapping the producer; the
+        # bounded queue keeps at most a few row groups waiting.
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        self.failure: BaseException | None = None
+        self.encoder = threading.Thread(target=self._encode, name="eventpipe-parquet", daemon=True)
+        self.encoder.start()
+
+    def _encode(self) -> None:
+        while (item := self.queue.get()) is not None:
+            writer, rows = item
+            if self.failure is None:
+                try:
+                    writer.write_table(rows, row_group_size=rows.num_rows)
+                except BaseException as error:  # raised in the producer by _put or close
+                    self.failure = error
+
+    def _put(self, writer: pq.ParquetWriter, rows: pa.Table) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.queue.put((writer, rows))
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        if self.pending_rows >= _ROWS_BUFFERED:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending_rows:
+            return
+        rows = pa.Table.from_batches(self.pending)
+        self.pending, self.pending_rows = [], 0
+        if not self.partition_by:
+            self._put(self._writer(())[0], rows.cast(self.file_schema))
+            return
+        rows = rows.sort_by([(c, "ascending") for c in self.partition_by])
+        codes = [
+            pc.dictionary_encode(rows.column(c)).combine_chunks().indices.to_numpy(zero_copy_only=False)
+            for c in self.partition_by
+        ]
+        changes = np.flatnonzero(np.any([np.diff(c) != 0 for c in codes], axis=0)) + 1
+        for lo, hi in itertools.pairwise([0, *changes.tolist(), rows.num_rows]):
+            part = rows.slice(lo, hi - lo)
+            key = tuple(part.column(c)[0].as_py() for c in self.partition_by)
+            data = part.drop_columns(list(self.partition_by)).cast(self.file_schema)
+            self._put(self._writer(key)[0], data)
+
+    def _writer(self, key: tuple) -> tuple[pq.ParquetWriter, Path, dict[str, str | None]]:
+        if key not in self.writers:
+            values = {c: _partition_text(v) for c, v in zip(self.partition_by, key, strict=True)}
+            folder = self.root.joinpath(*(f"{c}={v}" for c, v in values.items()))
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"part-{self.run}-{len(self.writers)}.parquet"
+            self.writers[key] = (pq.ParquetWriter(path, self.file_schema), path, values)
+        return self.writers[key]
+
+    def close(self) -> list[tuple[Path, dict[str, str | None], pq.FileMetaData]]:
+        try:
+            self._flush()
+        finally:
+            self.queue.put(None)
+            self.encoder.join()
+        if self.failure is not None:
+            raise self.failure
+        written = []
+        for writer, path, values in self.writers.values():
+            writer.close()
+            written.append((path, values, pq.read_metadata(path)))
+        self.writers.clear()
+        return written
+
+
+def _partition_text(value: object) -> str | None:
+    return None if value is None else str(_json_value(value))
+
+
+def _add_action(
+    root: Path, path: Path, values: dict[str, str | None], metadata: pq.FileMetaData
+) -> AddAction:
     return AddAction(
-        path=str(relative),
+        path=str(path.relative_to(root)),
         size=path.stat().st_size,
-        partition_values={c: partition_values.get(c) for c in partition_by},
+        partition_values=values,
         modification_time=int(time.time() * 1000),
         data_change=True,
-        stats=json.dumps(_stats(written.metadata)),
+        stats=json.dumps(_stats(metadata)),
     )
 
 
@@ -109,7 +189,7 @@ def _stats(metadata: pq.FileMetaData) -> dict:
     nulls: dict[str, int] = {}
     lows: dict[str, object] = {}
     highs: dict[str, object] = {}
-    for index, field in enumerate(schema):
+    for index, column in enumerate(schema):
         column_nulls, low, high = 0, None, None
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(index).statistics
@@ -121,9 +201,9 @@ def _stats(metadata: pq.FileMetaData) -> dict:
                 high = stats.max if high is None else max(high, stats.max)
             elif stats.null_count < metadata.row_group(group).num_rows:
                 return {"numRecords": metadata.num_rows}
-        nulls[field.name] = column_nulls
+        nulls[column.name] = column_nulls
         if low is not None:
-            lows[field.name], highs[field.name] = _json_value(low), _json_value(high)
+            lows[column.name], highs[column.name] = _json_value(low), _json_value(high)
     return {"numRecords": metadata.num_rows, "nullCount": nulls, "minValues": lows, "maxValues": highs}
 
 

@@ -42,7 +42,8 @@ def build_gold(settings: Settings) -> GoldResult:
         DAILY_METRICS: (sql.DAILY_METRICS, {}),
     }
     rows, versions = {}, {}
-    with warehouse.lock(), engine_for(settings, warehouse) as engine:
+    warehouse.require((SILVER_EVENTS, SESSIONS), built_by="silver")
+    with warehouse.lock(), engine_for(settings, warehouse) as engine, engine.translated_errors():
         warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
         for table, (statement, params) in statements.items():
             written = warehouse.replace(table, engine.stream(statement, params or None))

@@ -1,12 +1,20 @@
 """The silver stage: bronze in; silver events, sessions and silver quarantine out."""
 
+import itertools
+import math
+import shutil
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
-from eventpipe.engine import DuckDBEngine
+from eventpipe.engine import DuckDBEngine, Engine
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
@@ -33,20 +41,24 @@ class SilverResult:
 
 def engine_for(settings: Settings, warehouse: Warehouse) -> DuckDBEngine:
     """The engine of a transformation stage: bounded memory, spilling inside the warehouse."""
-    return DuckDBEngine(memory_limit=settings.memory_limit, spill_to=warehouse.scratch())
+    return DuckDBEngine(memory_limit=settings.memory_limit, spill_to=warehouse.scratch(), keep_order=False)
 
 
-def event_types(settings: Settings) -> pa.Table:
+def event_types(settings: Settings) -> dict[str, str]:
     """Spelling -> canonical type: each canonical type spells itself, plus the synonyms."""
     spellings = {t.lower(): t for t in settings.event_types}
     spellings.update({k.strip().lower(): v for k, v in settings.event_type_synonyms.items()})
-    return pa.table({"spelling": list(spellings), "canonical": list(spellings.values())})
+    return spellings
 
 
-def silver_parameters(settings: Settings, now: datetime) -> dict:
+def silver_parameters(settings: Settings, now: datetime, buckets: int = 1) -> dict:
+    spellings = event_types(settings)
     return {
+        "spellings": list(spellings),
+        "canonical_types": list(spellings.values()),
         "now": now,
         "future_limit": now + timedelta(hours=settings.future_tolerance_hours),
+        "buckets": buckets,
         "timeout_us": round(settings.session_timeout_minutes * 60e6),
         "max_session_us": round(settings.max_session_minutes * 60e6)
         if settings.max_session_minutes
@@ -59,21 +71,27 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
     began = time.perf_counter()
     now = now or datetime.now(UTC)
     warehouse = Warehouse.open(settings.warehouse, create=False)
-    with warehouse.lock(), engine_for(settings, warehouse) as engine:
-        warehouse.table(BRONZE_EVENTS)
+    staging = warehouse.scratch() / f"silver-{uuid.uuid4().hex}"
+    with warehouse.lock(), engine_for(settings, warehouse) as engine, engine.translated_errors():
+        bronze_rows = warehouse.table(BRONZE_EVENTS).to_pyarrow_dataset().count_rows()
+        buckets = max(1, math.ceil(bronze_rows / settings.rows_per_bucket))
+        params = silver_parameters(settings, now, buckets)
         warehouse.expose(engine, (BRONZE_EVENTS,))
-        engine.register("event_types", event_types(settings))
-        params = silver_parameters(settings, now)
-        rejected = warehouse.replace(
-            QUARANTINE,
-            engine.stream(sql.REJECTED, _used(sql.REJECTED, params)),
-            where=[("stage", "=", STAGE)],
-        )
-        events = warehouse.replace(SILVER_EVENTS, engine.stream(sql.EVENTS, _used(sql.EVENTS, params)))
-        warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
-        sessions = warehouse.replace(SESSIONS, engine.stream(sql.SESSIONS))
-        bronze_rows = engine.scalar("SELECT count(*) FROM bronze_events")
-        duplicates = engine.scalar("SELECT coalesce(sum(duplicates), 0) FROM silver_events")
+        try:
+            rejected = warehouse.replace(
+                QUARANTINE,
+                engine.stream(sql.REJECTED, _used(sql.REJECTED, params)),
+                where=[("stage", "=", STAGE)],
+            )
+            _stage_buckets(engine, staging / "rows", params)
+            build = _BucketBuild(
+                engine, staging, params, sql.events(settings.max_session_minutes is not None)
+            )
+            events = warehouse.replace(SILVER_EVENTS, build.events(range(buckets)))
+            sessions = warehouse.replace(SESSIONS, build.staged_sessions())
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        warehouse.expose(engine, (QUARANTINE,))
         reasons = engine.table(
             "SELECT reason, count(*) AS n FROM quarantine WHERE stage = $stage GROUP BY 1 ORDER BY 1",
             {"stage": STAGE},
@@ -81,7 +99,7 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
     return SilverResult(
         bronze_rows=bronze_rows,
         events=events.rows,
-        duplicates=int(duplicates),
+        duplicates=build.duplicates,
         sessions=sessions.rows,
         quarantined_by_reason={r["reason"]: r["n"] for r in reasons},
         seconds=time.perf_counter() - began,
@@ -91,6 +109,73 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
             "quarantine": rejected.version,
         },
     )
+
+
+def _stage_buckets(engine: Engine, folder: Path, params: dict) -> None:
+    """Write the valid bronze rows to ``folder``, one sub-folder per bucket of users."""
+    ds.write_dataset(
+        engine.stream(sql.VALID, _used(sql.VALID, params)),
+        folder,
+        format="ipc",  # read back once, soon: no encoding to pay for
+        partitioning=ds.partitioning(pa.schema([("bucket", pa.uint64())]), flavor="hive"),
+        existing_data_behavior="overwrite_or_ignore",
+    )
+
+
+class _BucketBuild:
+    """Silver events bucket by bucket, staging each bucket's sessions as it goes."""
+
+    # what sessions are computed from; kept aside while a bucket's events stream past
+    _SESSION_INPUTS = ("session_id", "user_id", "event_time", "event_type", "price")
+
+    def __init__(self, engine: Engine, staging: Path, params: dict, events_sql: str) -> None:
+        self.engine, self.staging, self.params = engine, staging, params
+        self.events_sql = events_sql
+        self.duplicates = 0
+
+    def events(self, buckets: range) -> pa.RecordBatchReader:
+        """The silver events of every bucket, as one stream."""
+        present = [b for b in buckets if (self.staging / "rows" / f"bucket={b}").exists()]
+        if not present:  # no valid rows: a pass over nothing gives the empty tables their columns
+            empty = self.engine.table(f"SELECT * FROM ({sql.VALID}) LIMIT 0", _used(sql.VALID, self.params))
+            self.engine.register("bucket_rows", empty)
+            events = self.engine.table(self.events_sql, _used(self.events_sql, self.params))
+            self._stage_sessions(events.select(list(self._SESSION_INPUTS)), None)
+            return pa.RecordBatchReader.from_batches(events.schema, events.to_batches())
+        batches = self._batches(present)
+        first = next(batches)
+        return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
+
+    def staged_sessions(self) -> pa.RecordBatchReader:
+        folder = self.staging / "sessions"
+        if not folder.exists():  # no events at all: sessions of the (empty) last bucket
+            return self.engine.stream(sql.SESSIONS)
+        return ds.dataset(folder, format="ipc").scanner().to_reader()
+
+    def _batches(self, buckets: list[int]) -> Iterator[pa.RecordBatch]:
+        for bucket in buckets:
+            self.engine.register(
+                "bucket_rows", ds.dataset(self.staging / "rows" / f"bucket={bucket}", format="ipc")
+            )
+            kept = []
+            # the stream is drained before the next statement: one result at a time per connection
+            for batch in self.engine.stream(self.events_sql, _used(self.events_sql, self.params)):
+                kept.append(batch.select(list(self._SESSION_INPUTS)))
+                self.duplicates += pc.sum(batch.column("duplicates")).as_py() or 0
+                yield batch
+            self._stage_sessions(pa.Table.from_batches(kept), bucket)
+
+    def _stage_sessions(self, events: pa.Table, bucket: int | None) -> None:
+        self.engine.register("bucket_events", events)
+        ds.write_dataset(
+            self.engine.stream(sql.SESSIONS),
+            self.staging / "sessions",
+            format="ipc",
+            basename_template=f"bucket-{bucket}-{{i}}.arrow",
+            existing_data_behavior="overwrite_or_ignore",
+        )
+        if bucket is not None:  # the empty case keeps it for staged_sessions
+            self.engine.unregister("bucket_events")
 
 
 def _used(statement: str, params: dict) -> dict:
