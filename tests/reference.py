@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from eventpipe.fields import EVENT_FIELDS
 from eventpipe.settings import Settings
 
 UNIT, NULL = "\x1f", "\x1e"
@@ -58,17 +59,7 @@ def event_id(e: dict) -> str:
     return hashlib.md5(UNIT.join(parts).encode()).hexdigest()
 
 
-CONTENT = (
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-)
+CONTENT = EVENT_FIELDS  # the fields two records must share to be one event
 
 
 def silver(bronze: list[dict], settings: Settings, now: datetime) -> tuple[list[dict], list[dict]]:

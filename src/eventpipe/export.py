@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from eventpipe.engine import DuckDBEngine
+from eventpipe.fields import EVENT_FIELDS
 from eventpipe.settings import Settings
 from eventpipe.sql import ident
 from eventpipe.warehouse import (
@@ -27,22 +28,7 @@ _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"
 
 #: file -> (view, columns in the old scripts' order)
 EXPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "silver/events_silver.csv": (
-        SILVER_EVENTS.view,
-        (
-            "event_time",
-            "event_type",
-            "product_id",
-            "category_id",
-            "category_code",
-            "brand",
-            "price",
-            "user_id",
-            "user_session",
-            "session_id",
-            "event_id",
-        ),
-    ),
+    "silver/events_silver.csv": (SILVER_EVENTS.view, (*EVENT_FIELDS, "session_id", "event_id")),
     "silver/sessions.csv": (
         SESSIONS.view,
         (

@@ -59,6 +59,11 @@ class ConsoleProgress(IngestProgress):
         self._bar.remove_task(self._task)
 
 
+def progress(quiet: bool) -> ConsoleProgress:
+    """Progress bars, unless asked for quiet or stderr is not a terminal."""
+    return ConsoleProgress(quiet=quiet or not err.is_terminal)
+
+
 def print_ingest_summary(result: IngestResult) -> None:
     table = Table(title="bronze ingestion", title_justify="left")
     for column in ("file", "status", "records", "bronze", "quarantined"):

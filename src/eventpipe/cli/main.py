@@ -24,6 +24,12 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Settings file (default: ./eventpipe.toml if present).", dir_okay=False),
 ]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--source", "-s", help="File, folder or glob to ingest; repeatable (default: settings)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 WarehouseOption = Annotated[
     Path | None, typer.Option("--warehouse", "-w", help="Warehouse folder (default: ./warehouse).")
 ]
@@ -72,14 +78,11 @@ def generate(
 
 @app.command()
 def ingest(
-    source: Annotated[
-        list[str] | None,
-        typer.Option("--source", "-s", help="File, folder or glob to ingest; repeatable."),
-    ] = None,
+    source: SourceOption = None,
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
-    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Ingest new raw files into bronze; files ingested before are skipped.
 
@@ -88,7 +91,7 @@ def ingest(
     from eventpipe.ingest import ingest as run_ingest
 
     settings = Settings.load(config, warehouse=warehouse, sources=source or None)
-    with console.ConsoleProgress(quiet=quiet or not console.err.is_terminal) as progress:
+    with console.progress(quiet) as progress:
         result = run_ingest(settings, progress=progress)
     console.print_ingest_summary(result)
     if json:
@@ -126,7 +129,7 @@ def query(
 def silver(
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
-    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    json: JsonOption = False,
 ) -> None:
     """Rebuild silver events, sessions and the silver quarantine from bronze.
 
@@ -144,7 +147,7 @@ def silver(
 def gold(
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
-    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    json: JsonOption = False,
 ) -> None:
     """Rebuild every gold table from silver.
 
@@ -160,14 +163,11 @@ def gold(
 
 @app.command()
 def run(
-    source: Annotated[
-        list[str] | None,
-        typer.Option("--source", "-s", help="File, folder or glob to ingest; repeatable."),
-    ] = None,
+    source: SourceOption = None,
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
-    json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Ingest new files, then rebuild silver and gold: the whole pipeline.
 
@@ -176,7 +176,7 @@ def run(
     from eventpipe.pipeline import run as run_pipeline
 
     settings = Settings.load(config, warehouse=warehouse, sources=source or None)
-    with console.ConsoleProgress(quiet=quiet or not console.err.is_terminal) as progress:
+    with console.progress(quiet) as progress:
         result = run_pipeline(settings, progress=progress)
     console.print_run_summary(result)
     if json:
