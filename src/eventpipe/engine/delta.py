@@ -32,6 +32,9 @@ from deltalake.transaction import AddAction
 # of partitions, and time-ordered input (one partition at a time) gets row
 # groups of this size.
 _ROWS_BUFFERED = 512 * 1024
+# Input grouped by partition (ingest in time order; silver ordered by date per
+# bucket) is written as it comes; beyond this many stretches it is sorted first.
+_MAX_RUNS = 256
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class _PartitionedFiles:
         self.writers: dict[tuple, tuple[pq.ParquetWriter, Path, dict[str, str | None]]] = {}
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
+        self.dictionary_columns: list[str] | None = None
         self.run = uuid.uuid4().hex
         # Encoding runs in a thread of its own, overlapping the producer; the
         # bounded queue keeps at most a few row groups waiting.
@@ -111,6 +115,8 @@ class _PartitionedFiles:
         self.queue.put((writer, rows))
 
     def add(self, batch: pa.RecordBatch) -> None:
+        if self.dictionary_columns is None:
+            self.dictionary_columns = _repetitive_columns(batch, self.file_schema)
         self.pending.append(batch)
         self.pending_rows += batch.num_rows
         if self.pending_rows >= _ROWS_BUFFERED:
@@ -124,13 +130,11 @@ class _PartitionedFiles:
         if not self.partition_by:
             self._put(self._writer(())[0], rows.cast(self.file_schema))
             return
-        rows = rows.sort_by([(c, "ascending") for c in self.partition_by])
-        codes = [
-            pc.dictionary_encode(rows.column(c)).combine_chunks().indices.to_numpy(zero_copy_only=False)
-            for c in self.partition_by
-        ]
-        changes = np.flatnonzero(np.any([np.diff(c) != 0 for c in codes], axis=0)) + 1
-        for lo, hi in itertools.pairwise([0, *changes.tolist(), rows.num_rows]):
+        runs = _runs(rows, self.partition_by)
+        if len(runs) > _MAX_RUNS:  # scattered partitions: sort, rather than write tiny row groups
+            rows = rows.sort_by([(c, "ascending") for c in self.partition_by])
+            runs = _runs(rows, self.partition_by)
+        for lo, hi in runs:
             part = rows.slice(lo, hi - lo)
             key = tuple(part.column(c)[0].as_py() for c in self.partition_by)
             data = part.drop_columns(list(self.partition_by)).cast(self.file_schema)
@@ -142,7 +146,8 @@ class _PartitionedFiles:
             folder = self.root.joinpath(*(f"{c}={v}" for c, v in values.items()))
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"part-{self.run}-{len(self.writers)}.parquet"
-            self.writers[key] = (pq.ParquetWriter(path, self.file_schema), path, values)
+            writer = pq.ParquetWriter(path, self.file_schema, use_dictionary=self.dictionary_columns)
+            self.writers[key] = (writer, path, values)
         return self.writers[key]
 
     def close(self) -> list[tuple[Path, dict[str, str | None], pq.FileMetaData]]:
@@ -159,6 +164,31 @@ class _PartitionedFiles:
             written.append((path, values, pq.read_metadata(path)))
         self.writers.clear()
         return written
+
+
+def _repetitive_columns(sample: pa.RecordBatch, schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary-encoding: all but text that is mostly unique (ids, hashes).
+
+    Trying a dictionary on unique text costs encoding time and then falls back anyway.
+    """
+    unique = {
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type)
+        and sample.num_rows
+        and pc.count_distinct(sample.column(f.name)).as_py() > 0.5 * sample.num_rows
+    }
+    return [f.name for f in schema if f.name not in unique]
+
+
+def _runs(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[int, int]]:
+    """(start, end) of each stretch of rows with the same partition values."""
+    codes = [
+        pc.dictionary_encode(rows.column(c)).combine_chunks().indices.to_numpy(zero_copy_only=False)
+        for c in columns
+    ]
+    changes = np.flatnonzero(np.any([np.diff(c) != 0 for c in codes], axis=0)) + 1
+    return list(itertools.pairwise([0, *changes.tolist(), rows.num_rows]))
 
 
 def _partition_text(value: object) -> str | None:
