@@ -22,19 +22,6 @@ EVENT_FIELDS: tuple[str, ...] = (
 #: Fields a source must provide; the others are NULL when a source lacks them.
 REQUIRED_FIELDS: tuple[str, ...] = ("event_time", "event_type", "user_id")
 
-#: SQL type each field is parsed into.
-FIELD_TYPES: dict[str, str] = {
-    "event_time": "TIMESTAMPTZ",
-    "event_type": "VARCHAR",
-    "product_id": "BIGINT",
-    "category_id": "BIGINT",
-    "category_code": "VARCHAR",
-    "brand": "VARCHAR",
-    "price": "DOUBLE",
-    "user_id": "BIGINT",
-    "user_session": "VARCHAR",
-}
-
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 BRONZE_SCHEMA = pa.schema(
