@@ -127,3 +127,21 @@ def test_changed_file_is_reported_not_ingested_twice(settings, tmp_path):
     copy = tmp_path / "copy.csv"
     copy.write_text(HEADER + "\n2020-09-24 12:00:00 UTC,view,1,2,,,1.5,7,s1\n")
     assert ingest(settings, [str(copy)]).files[0].status == "same content as an ingested file"
+
+
+def test_glob_and_folder_sources(settings, tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "nested").mkdir(parents=True)
+    (landing / "a.csv").write_text(HEADER + "\n2020-09-24 12:00:00 UTC,view,1,2,,,1.5,7,s1\n")
+    (landing / "nested" / "b.csv").write_text(HEADER + "\n2020-09-24 12:00:01 UTC,view,1,2,,,1.5,7,s1\n")
+    (landing / "_hidden.csv").write_text(HEADER + "\n2020-09-24 12:00:02 UTC,view,1,2,,,1.5,7,s1\n")
+    (landing / "notes.txt").write_text("not events")
+
+    only_a = ingest(settings, [str(landing / "*.csv")])
+    assert [f.path for f in only_a.files] == [str(landing / "_hidden.csv"), str(landing / "a.csv")]
+
+    everything = ingest(settings, [str(landing)])
+    assert {f.path: f.status for f in everything.files} == {
+        str(landing / "a.csv"): "already ingested",
+        str(landing / "nested" / "b.csv"): "ingested",
+    }
