@@ -94,8 +94,8 @@ class _PartitionedFiles:
         self.dictionary_columns: list[str] | None = None
         self.run = uuid.uuid4().hex
         # Encoding runs in a thread of its own, overlapping the producer; the
-        # bounded queue keeps at most a few row groups waiting.
-        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        # queue lets one flush wait while another is encoded, no more.
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.failure: BaseException | None = None
         self.encoder = threading.Thread(target=self._encode, name="eventpipe-parquet", daemon=True)
         self.encoder.start()
@@ -117,10 +117,12 @@ class _PartitionedFiles:
     def add(self, batch: pa.RecordBatch) -> None:
         if self.dictionary_columns is None:
             self.dictionary_columns = _repetitive_columns(batch, self.file_schema)
-        self.pending.append(batch)
-        self.pending_rows += batch.num_rows
-        if self.pending_rows >= _ROWS_BUFFERED:
-            self._flush()
+        for start in range(0, batch.num_rows, _ROWS_BUFFERED):  # large batches in pieces
+            piece = batch.slice(start, _ROWS_BUFFERED)
+            self.pending.append(piece)
+            self.pending_rows += piece.num_rows
+            if self.pending_rows >= _ROWS_BUFFERED:
+                self._flush()
 
     def _flush(self) -> None:
         if not self.pending_rows:
