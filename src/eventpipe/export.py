@@ -71,8 +71,10 @@ def export(settings: Settings, out: Path) -> ExportResult:
             types = engine.table(f"SELECT * FROM {ident(view)} LIMIT 0").schema
             cells = ", ".join(_cell(c, types.field(c).type) for c in columns)
             query = f"SELECT {cells} FROM {ident(view)} ORDER BY {_ORDER[name]}"
-            engine.table(f"COPY ({query}) TO '{_literal(path)}' (HEADER, DELIMITER ',')")
-            written[str(path)] = engine.scalar(f"SELECT count(*) FROM {ident(view)}")
+            # COPY answers with the number of rows it wrote
+            written[str(path)] = engine.scalar(
+                f"COPY ({query}) TO '{_literal(path)}' (HEADER, DELIMITER ',')"
+            )
     return ExportResult(written)
 
 

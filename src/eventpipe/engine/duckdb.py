@@ -1,5 +1,6 @@
 """The single-machine engine: DuckDB for SQL, ``deltalake`` for table reads."""
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,7 +66,7 @@ class DuckDBEngine(Engine):
     ) -> pa.RecordBatchReader:
         # One result at a time per connection: the caller drains a stream before
         # running the next statement (DuckDB refuses otherwise).
-        return self.con.sql(sql, params=params).to_arrow_reader(batch_rows)
+        return self.con.sql(sql, params=_referenced(sql, params)).to_arrow_reader(batch_rows)
 
     @contextmanager
     def translated_errors(self) -> Iterator[None]:
@@ -92,6 +93,15 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+
+
+def _referenced(sql: str, params: Sequence[Any] | Mapping[str, Any] | None):
+    """The named parameters ``sql`` uses: a stage passes one set to several statements,
+    and DuckDB refuses a named parameter a statement does not use."""
+    if not isinstance(params, Mapping):
+        return params
+    used = {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
+    return used or None
 
 
 def _plain_parquet(table: DeltaTable) -> bool:

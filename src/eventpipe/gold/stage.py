@@ -46,7 +46,7 @@ def build_gold(settings: Settings) -> GoldResult:
     with warehouse.lock(), engine_for(settings, warehouse) as engine, engine.translated_errors():
         warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
         for table, (statement, params) in statements.items():
-            written = warehouse.replace(table, engine.stream(statement, params or None))
+            written = warehouse.replace(table, engine.stream(statement, params))
             rows[table.view], versions[table.view] = written.rows, written.version
         warehouse.expose(engine, (FUNNEL,))
         funnel = engine.table("SELECT * FROM funnel ORDER BY level, step_number").to_pylist()

@@ -80,7 +80,7 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
         try:
             rejected = warehouse.replace(
                 QUARANTINE,
-                engine.stream(sql.REJECTED, _used(sql.REJECTED, params)),
+                engine.stream(sql.REJECTED, params),
                 where=[("stage", "=", STAGE)],
             )
             _stage_buckets(engine, staging / "rows", params)
@@ -114,7 +114,7 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
 def _stage_buckets(engine: Engine, folder: Path, params: dict) -> None:
     """Write the valid bronze rows to ``folder``, one sub-folder per bucket of users."""
     ds.write_dataset(
-        engine.stream(sql.VALID, _used(sql.VALID, params)),
+        engine.stream(sql.VALID, params),
         folder,
         format="ipc",  # read back once, soon: no encoding to pay for
         partitioning=ds.partitioning(pa.schema([("bucket", pa.uint64())]), flavor="hive"),
@@ -137,9 +137,9 @@ class _BucketBuild:
         """The silver events of every bucket, as one stream."""
         present = [b for b in buckets if (self.staging / "rows" / f"bucket={b}").exists()]
         if not present:  # no valid rows: a pass over nothing gives the empty tables their columns
-            empty = self.engine.table(f"SELECT * FROM ({sql.VALID}) LIMIT 0", _used(sql.VALID, self.params))
+            empty = self.engine.table(f"SELECT * FROM ({sql.VALID}) LIMIT 0", self.params)
             self.engine.register("bucket_rows", empty)
-            events = self.engine.table(self.events_sql, _used(self.events_sql, self.params))
+            events = self.engine.table(self.events_sql, self.params)
             self._stage_sessions(events.select(list(self._SESSION_INPUTS)), None)
             return pa.RecordBatchReader.from_batches(events.schema, events.to_batches())
         batches = self._batches(present)
@@ -161,7 +161,7 @@ class _BucketBuild:
             )
             kept = []
             # the stream is drained before the next statement: one result at a time per connection
-            for batch in self.engine.stream(self.events_sql, _used(self.events_sql, self.params)):
+            for batch in self.engine.stream(self.events_sql, self.params):
                 kept.append(batch.select(list(self._SESSION_INPUTS)))
                 self.duplicates += pc.sum(batch.column("duplicates")).as_py() or 0
                 yield batch
@@ -178,8 +178,3 @@ class _BucketBuild:
         )
         if bucket is not None:  # the empty case keeps it for staged_sessions
             self.engine.unregister("bucket_events")
-
-
-def _used(statement: str, params: dict) -> dict:
-    """The parameters ``statement`` refers to (DuckDB refuses unused named parameters)."""
-    return {name: value for name, value in params.items() if f"${name}" in statement}
