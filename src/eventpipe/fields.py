@@ -52,3 +52,19 @@ QUARANTINE_SCHEMA = pa.schema(
         ("_ingested_at", UTC_MICROS),
     ]
 )
+
+#: One row per check per run of the quality checks.
+QUALITY_RESULTS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("checked_at", UTC_MICROS),
+        ("check_name", pa.string()),
+        ("table_name", pa.string()),
+        ("layer", pa.string()),
+        ("severity", pa.string()),
+        ("status", pa.string()),
+        ("offending_rows", pa.int64()),
+        ("example", pa.string()),
+        ("description", pa.string()),
+    ]
+)

@@ -166,6 +166,8 @@ def _ingest_file(
         records=split.bronze_rows + split.quarantined,
         bronze_rows=split.bronze_rows,
         quarantined=split.quarantined,
+        ingested_at=ingested_at.isoformat(),
+        columns=list(layout.source_columns),
     )
     write(
         target.quarantine,

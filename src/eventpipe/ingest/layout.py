@@ -31,7 +31,7 @@ def detect_layout(source: SourceFile, columns: dict[str, str]) -> Layout:
             f"the file has columns: {', '.join(names) or '(none)'}. If they go by other names, "
             'map them in eventpipe.toml, e.g. [columns] timestamp = "event_time"'
         )
-    return Layout(positions=positions, names=by_field, width=len(names))
+    return Layout(positions=positions, names=by_field, width=len(names), source_columns=tuple(names))
 
 
 def _column_names(source: SourceFile) -> list[str]:

@@ -10,7 +10,7 @@ finishes only the quarantine.
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from deltalake import CommitProperties, DeltaTable, Transaction
 
@@ -28,6 +28,9 @@ class FileRecord:
     records: int
     bronze_rows: int
     quarantined: int
+    # absent from records written before they were kept
+    ingested_at: str | None = None
+    columns: list[str] = field(default_factory=list)
 
 
 class Ledger:
@@ -36,10 +39,8 @@ class Ledger:
     def __init__(self, bronze: DeltaTable, quarantine: DeltaTable) -> None:
         self._bronze, self._quarantine = bronze, quarantine
         self.by_path: dict[str, FileRecord] = {}
-        for commit in reversed(quarantine.history()):  # oldest first: later records win
-            if _RECORD_KEY in commit:
-                record = FileRecord(**json.loads(commit[_RECORD_KEY]))
-                self.by_path[record.path] = record
+        for record in file_records(quarantine):  # oldest first: later records win
+            self.by_path[record.path] = record
 
     def in_bronze(self, fingerprint: str) -> bool:
         return self._bronze.transaction_version(_app_id("bronze", fingerprint)) is not None
@@ -49,6 +50,15 @@ class Ledger:
 
     def path_of(self, fingerprint: str) -> str | None:
         return next((r.path for r in self.by_path.values() if r.fingerprint == fingerprint), None)
+
+
+def file_records(quarantine: DeltaTable) -> list[FileRecord]:
+    """The record of every ingested file, in the order the files were ingested."""
+    return [
+        FileRecord(**json.loads(commit[_RECORD_KEY]))
+        for commit in reversed(quarantine.history())
+        if _RECORD_KEY in commit
+    ]
 
 
 def bronze_commit(fingerprint: str, path: str) -> CommitProperties:

@@ -28,6 +28,7 @@ class Layout:
     positions: dict[str, int]  # field -> 1-based CSV column position
     names: dict[str, str]  # field -> key or column name in the source
     width: int  # how many columns a CSV line must have
+    source_columns: tuple[str, ...] = ()  # every column of the source, in its order
 
 
 def csv_cells(layout: Layout) -> str:
