@@ -7,9 +7,9 @@ then CLI flags.
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,51 @@ from eventpipe.errors import ConfigError
 from eventpipe.fields import EVENT_FIELDS
 
 DEFAULT_CONFIG_FILE = Path("eventpipe.toml")
+
+
+class UserCheck(BaseModel):
+    """A check of the user's own, from ``[[quality.checks]]`` in eventpipe.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """A name for reports, unique among the checks."""
+
+    table: str
+    """The view the check guards, e.g. ``silver_events``; it decides the layer the check runs after."""
+
+    sql: str
+    """A query over the warehouse's views that returns the offending rows (none when all is well)."""
+
+    severity: Literal["warn", "fail"] = "fail"
+    """``fail`` stops the run and makes the command exit non-zero; ``warn`` only reports."""
+
+    description: str = ""
+    """One line on what the check guards."""
+
+
+class QualitySettings(BaseModel):
+    """Thresholds of the built-in checks, and the user's own checks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    freshness_hours: float = Field(default=24, gt=0)
+    """Warn when the newest event is older than this, by the run's clock."""
+
+    volume_min_ratio: float = Field(default=0.5, ge=0)
+    """Warn when the newest day has fewer events than this times the trailing 7-day average."""
+
+    volume_max_ratio: float = Field(default=2.0, gt=0)
+    """Warn when the newest day has more events than this times the trailing 7-day average."""
+
+    max_late_event_rate: float = Field(default=0.05, ge=0, le=1)
+    """Warn about a file whose share of late events (older than the newest event before it) is above this."""
+
+    max_quarantine_rate: float = Field(default=0.05, ge=0, le=1)
+    """Warn about a file whose share of quarantined records is above this."""
+
+    checks: list[UserCheck] = Field(default_factory=list)
+    """The user's own checks."""
 
 
 class Settings(BaseSettings):
@@ -83,6 +128,9 @@ class Settings(BaseSettings):
 
     read_chunk_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     """Bytes of raw text parsed per batch; bounds ingest memory."""
+
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    """Data-quality thresholds and the user's own checks (``[quality]`` in eventpipe.toml)."""
 
     @field_validator("columns")
     @classmethod

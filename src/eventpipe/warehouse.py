@@ -11,10 +11,10 @@ from typing import ClassVar
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 
-from eventpipe.engine import Engine
+from eventpipe.engine import DuckDBEngine, Engine
 from eventpipe.engine.delta import Written, write
 from eventpipe.errors import MissingTableError, WarehouseError, WarehouseLockedError
-from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
+from eventpipe.fields import BRONZE_SCHEMA, QUALITY_RESULTS_SCHEMA, QUARANTINE_SCHEMA
 
 MARKER = "_eventpipe.json"
 LOCK = "_eventpipe.lock"
@@ -30,20 +30,24 @@ class TableSpec:
 
     path: str
     view: str
+    layer: str
     schema: pa.Schema | None = None
     partition_by: tuple[str, ...] = ()
 
 
-BRONZE_EVENTS = TableSpec("bronze/events", "bronze_events", BRONZE_SCHEMA, ("event_date",))
-QUARANTINE = TableSpec("quarantine/events", "quarantine", QUARANTINE_SCHEMA, ("stage",))
-SILVER_EVENTS = TableSpec("silver/events", "silver_events", partition_by=("event_date",))
-SESSIONS = TableSpec("silver/sessions", "sessions")
-EVENTS_BY_MINUTE = TableSpec("gold/events_by_minute", "events_by_minute")
-EVENTS_BY_TYPE = TableSpec("gold/events_by_type", "events_by_type")
-USER_FUNNEL = TableSpec("gold/user_funnel", "user_funnel")
-FUNNEL = TableSpec("gold/funnel", "funnel")
-SESSIONS_DAILY = TableSpec("gold/sessions_daily", "sessions_daily")
-DAILY_METRICS = TableSpec("gold/daily_metrics", "daily_metrics")
+BRONZE_EVENTS = TableSpec("bronze/events", "bronze_events", "bronze", BRONZE_SCHEMA, ("event_date",))
+QUARANTINE = TableSpec("quarantine/events", "quarantine", "bronze", QUARANTINE_SCHEMA, ("stage",))
+SILVER_EVENTS = TableSpec("silver/events", "silver_events", "silver", partition_by=("event_date",))
+SESSIONS = TableSpec("silver/sessions", "sessions", "silver")
+EVENTS_BY_MINUTE = TableSpec("gold/events_by_minute", "events_by_minute", "gold")
+EVENTS_BY_TYPE = TableSpec("gold/events_by_type", "events_by_type", "gold")
+USER_FUNNEL = TableSpec("gold/user_funnel", "user_funnel", "gold")
+FUNNEL = TableSpec("gold/funnel", "funnel", "gold")
+SESSIONS_DAILY = TableSpec("gold/sessions_daily", "sessions_daily", "gold")
+DAILY_METRICS = TableSpec("gold/daily_metrics", "daily_metrics", "gold")
+QUALITY_RESULTS = TableSpec("quality/results", "quality_results", "quality", QUALITY_RESULTS_SCHEMA)
+
+LAYERS = ("bronze", "silver", "gold")
 
 GOLD_TABLES: tuple[TableSpec, ...] = (
     EVENTS_BY_MINUTE,
@@ -53,7 +57,14 @@ GOLD_TABLES: tuple[TableSpec, ...] = (
     SESSIONS_DAILY,
     DAILY_METRICS,
 )
-TABLES: tuple[TableSpec, ...] = (BRONZE_EVENTS, QUARANTINE, SILVER_EVENTS, SESSIONS, *GOLD_TABLES)
+TABLES: tuple[TableSpec, ...] = (
+    BRONZE_EVENTS,
+    QUARANTINE,
+    SILVER_EVENTS,
+    SESSIONS,
+    *GOLD_TABLES,
+    QUALITY_RESULTS,
+)
 
 # Commit metadata is how bronze remembers which files it holds; keep the log.
 _TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false"}
@@ -137,6 +148,20 @@ class Warehouse:
         schema = table.schema or rows.schema
         target = self.table(table, schema)
         return write(target, schema, rows.cast(schema), table.partition_by, commit, replace=where or [])
+
+    def append(self, table: TableSpec, rows: pa.Table) -> Written:
+        """Add ``rows`` to the table in one commit."""
+        schema = table.schema or rows.schema
+        target = self.table(table, schema)
+        return write(target, schema, rows.cast(schema).to_batches(), table.partition_by)
+
+    def reports(self) -> Path:
+        """The folder of per-run JSON reports."""
+        return self.root / "_reports"
+
+    def engine(self, memory_limit: str) -> Engine:
+        """An engine for transformations over this warehouse: bounded memory, spilling into it."""
+        return DuckDBEngine(memory_limit=memory_limit, spill_to=self.scratch(), keep_order=False)
 
     def scratch(self) -> Path:
         """A folder for DuckDB to spill to; it holds nothing between runs."""

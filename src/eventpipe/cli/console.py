@@ -4,9 +4,8 @@ import csv
 import io
 import json
 import sys
-from dataclasses import asdict
+from collections import Counter
 from datetime import date, datetime
-from decimal import Decimal
 
 import pyarrow as pa
 from rich.console import Console
@@ -18,7 +17,9 @@ from eventpipe.gold import GoldResult
 from eventpipe.ingest import FileResult, IngestResult
 from eventpipe.ingest import Progress as IngestProgress
 from eventpipe.ingest.sources import SourceFile
+from eventpipe.jsontext import dumps
 from eventpipe.pipeline import RunResult
+from eventpipe.quality import QualityResult
 from eventpipe.silver import SilverResult
 
 err = Console(stderr=True)
@@ -105,34 +106,54 @@ def print_gold_summary(result: GoldResult) -> None:
         err.print(f"funnel per {level}: {shown}", highlight=False)
 
 
-def run_summary(result: RunResult) -> dict:
-    """The machine-readable summary of ``eventpipe run``."""
-    return {
-        "seconds": result.seconds,
-        "events_per_second": result.ingest.records / result.seconds if result.seconds else 0.0,
-        "files": [asdict(f) for f in result.ingest.files],
-        "rows": {
-            "records_read": result.ingest.records,
-            "bronze": result.silver.bronze_rows,
-            "silver_events": result.silver.events,
-            "sessions": result.silver.sessions,
-            **{f"gold.{name}": rows for name, rows in result.gold.rows.items()},
-        },
-        "duplicates_removed": result.silver.duplicates,
-        "quarantined": {"bronze_this_run": result.ingest.quarantined, "silver": result.silver.quarantined},
-        "quarantined_by_reason": {"silver": result.silver.quarantined_by_reason},
-        "funnel": result.gold.funnel,
-        "versions": {**result.silver.versions, **result.gold.versions},
-    }
-
-
 def print_run_summary(result: RunResult) -> None:
     print_ingest_summary(result.ingest)
     print_silver_summary(result.silver)
-    print_gold_summary(result.gold)
+    if result.gold is not None:
+        print_gold_summary(result.gold)
+    print_checks(result.quality, verbose=False)
+    if result.gold is None:
+        names = ", ".join(c.name for c in result.quality.failures)
+        err.print(
+            Text.assemble(
+                ("stopped before gold: ", "bold red"), f"check(s) {names} failed; gold is unchanged"
+            ),
+            soft_wrap=True,
+        )
     err.print(
-        f"run took {result.seconds:.1f} s "
-        f"({result.ingest.records / result.seconds if result.seconds else 0:,.0f} new events/s)",
+        f"run {result.run_id} took {result.seconds:.1f} s "
+        f"({result.ingest.records / result.seconds if result.seconds else 0:,.0f} new events/s); "
+        f"report: {result.report}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+_STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "bold red", "skipped": "dim"}
+
+
+def print_checks(quality: QualityResult, verbose: bool = True) -> None:
+    """A table of every check (with ``verbose``) or of those that did not pass, and a count line."""
+    shown = [c for c in quality.checks if verbose or c.status not in ("pass", "skipped")]
+    if shown:
+        table = Table(title="quality checks", title_justify="left")
+        for column in ("check", "table", "status", "offending rows"):
+            table.add_column(column, justify="right" if column == "offending rows" else "left", no_wrap=True)
+        table.add_column("first example", overflow="fold")
+        for c in shown:
+            example = json.dumps(c.examples[0], default=str) if c.examples else c.message
+            table.add_row(
+                c.name,
+                c.table,
+                Text(c.status, style=_STATUS_STYLE[c.status]),
+                f"{c.offending_rows:,}",
+                Text(example[:120]),
+            )
+        err.print(table)
+    counts = Counter(c.status for c in quality.checks)
+    err.print(
+        f"checks: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}"
+        + (f"; failed: {', '.join(c.name for c in quality.failures)}" if quality.failures else ""),
         highlight=False,
     )
 
@@ -143,7 +164,7 @@ def print_error(message: str) -> None:
 
 
 def print_json(payload: object) -> None:
-    sys.stdout.write(json.dumps(payload, default=_jsonable, indent=2) + "\n")
+    sys.stdout.write(dumps(payload) + "\n")
 
 
 def print_rows(rows: pa.Table, form: str) -> None:
@@ -167,11 +188,3 @@ def print_rows(rows: pa.Table, form: str) -> None:
 
 def _csv_cell(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime | date) else value
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return str(value)

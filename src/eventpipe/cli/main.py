@@ -169,7 +169,9 @@ def run(
     json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Ingest new files, then rebuild silver and gold: the whole pipeline.
+    """Ingest new files, rebuild silver and gold, and check each layer: the whole pipeline.
+
+    A failing `fail` check stops the run before gold (gold stays as it was) and exits 1.
 
     Example: eventpipe run --source data/events --warehouse warehouse
     """
@@ -180,7 +182,33 @@ def run(
         result = run_pipeline(settings, progress=progress)
     console.print_run_summary(result)
     if json:
-        console.print_json(console.run_summary(result))
+        console.print_json(result.summary())
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Run every data-quality check; exit 1 if a `fail` check fails. Results go to quality_results.
+
+    Example: eventpipe check --warehouse warehouse --json
+    """
+    from eventpipe.quality import run_checks, write_report
+    from eventpipe.warehouse import Warehouse
+
+    settings = Settings.load(config, warehouse=warehouse)
+    result = run_checks(settings)
+    report = write_report(Warehouse.open(settings.warehouse, create=False), result)
+    console.print_checks(result)
+    console.err.print(f"report: {report}", highlight=False, soft_wrap=True)
+    if json:
+        console.print_json({**asdict(result), "failed_checks": [c.name for c in result.failures]})
+    if result.failures:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 from eventpipe.gold import sql
 from eventpipe.settings import Settings
-from eventpipe.silver.stage import engine_for
 from eventpipe.warehouse import (
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
@@ -43,7 +42,7 @@ def build_gold(settings: Settings) -> GoldResult:
     }
     rows, versions = {}, {}
     warehouse.require((SILVER_EVENTS, SESSIONS), built_by="silver")
-    with warehouse.lock(), engine_for(settings, warehouse) as engine, engine.translated_errors():
+    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
         warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
         for table, (statement, params) in statements.items():
             written = warehouse.replace(table, engine.stream(statement, params))

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from eventpipe.engine import DuckDBEngine, Engine
+from eventpipe.engine import Engine
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
@@ -37,11 +37,6 @@ class SilverResult:
     @property
     def quarantined(self) -> int:
         return sum(self.quarantined_by_reason.values())
-
-
-def engine_for(settings: Settings, warehouse: Warehouse) -> DuckDBEngine:
-    """The engine of a transformation stage: bounded memory, spilling inside the warehouse."""
-    return DuckDBEngine(memory_limit=settings.memory_limit, spill_to=warehouse.scratch(), keep_order=False)
 
 
 def event_types(settings: Settings) -> dict[str, str]:
@@ -72,7 +67,7 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
     now = now or datetime.now(UTC)
     warehouse = Warehouse.open(settings.warehouse, create=False)
     staging = warehouse.scratch() / f"silver-{uuid.uuid4().hex}"
-    with warehouse.lock(), engine_for(settings, warehouse) as engine, engine.translated_errors():
+    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
         bronze_rows = warehouse.table(BRONZE_EVENTS).to_pyarrow_dataset().count_rows()
         buckets = max(1, math.ceil(bronze_rows / settings.rows_per_bucket))
         params = silver_parameters(settings, now, buckets)

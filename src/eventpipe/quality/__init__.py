@@ -1,0 +1,13 @@
+from eventpipe.quality.checks import BUILT_IN_CHECKS, Check, all_checks
+from eventpipe.quality.report import write_report
+from eventpipe.quality.runner import CheckResult, QualityResult, run_checks
+
+__all__ = [
+    "BUILT_IN_CHECKS",
+    "Check",
+    "CheckResult",
+    "QualityResult",
+    "all_checks",
+    "run_checks",
+    "write_report",
+]

@@ -1,0 +1,297 @@
+"""The built-in data-quality checks, as data.
+
+A check's SQL returns the offending rows: none when all is well. Checks read
+the warehouse's views, plus ``ingested_files`` (one row per source file:
+``path, position, ingested_at, columns``), with the parameters ``$now`` and
+the thresholds of ``[quality]`` (``$freshness_hours``, ``$volume_min_ratio``,
+``$volume_max_ratio``, ``$max_late_event_rate``, ``$max_quarantine_rate``).
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from eventpipe.errors import ConfigError
+from eventpipe.settings import UserCheck
+from eventpipe.sql import ident
+from eventpipe.warehouse import TABLES
+
+Severity = Literal["warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named rule: the table it guards, SQL returning offending rows, severity, description.
+
+    ``layer`` says after which stage it runs; by default the layer of its table.
+    """
+
+    name: str
+    table: str
+    sql: str
+    severity: Severity
+    description: str
+    layer: str | None = None
+
+    @property
+    def runs_after(self) -> str:
+        if self.layer:
+            return self.layer
+        for table in TABLES:
+            if table.view == self.table:
+                return table.layer
+        views = ", ".join(t.view for t in TABLES)
+        raise ConfigError(f"check {self.name}: unknown table {self.table!r}; tables are: {views}")
+
+
+def _unique(view: str, key: str) -> str:
+    return f"""
+SELECT {ident(key)}, count(*) AS copies
+FROM {ident(view)}
+GROUP BY 1
+HAVING count(*) > 1 OR {ident(key)} IS NULL
+"""
+
+
+def _keys_and_counts(view: str, keys: tuple[str, ...], counts: tuple[str, ...]) -> str:
+    """Rows of a gold table with a missing or repeated key, or a missing or negative count."""
+    key_list = ", ".join(ident(k) for k in keys)
+    missing_key = " OR ".join(f"{ident(k)} IS NULL" for k in keys)
+    bad_count = " OR ".join(f"{ident(c)} IS NULL OR {ident(c)} < 0" for c in counts)
+    return f"""
+WITH keyed AS (
+    SELECT *, count(*) OVER (PARTITION BY {key_list}) AS key_copies FROM {ident(view)}
+)
+SELECT * EXCLUDE (key_copies),
+    CASE
+        WHEN {missing_key} THEN 'missing key'
+        WHEN key_copies > 1 THEN 'repeated key'
+        ELSE 'missing or negative count'
+    END AS problem
+FROM keyed
+WHERE {missing_key} OR key_copies > 1 OR {bad_count}
+"""
+
+
+def _sums_to_silver(view: str, counts: str) -> str:
+    return f"""
+WITH figures AS (
+    SELECT
+        (SELECT coalesce(sum({ident(counts)}), 0) FROM {ident(view)}) AS counted,
+        (SELECT count(*) FROM silver_events) AS silver_events
+)
+SELECT counted, silver_events, counted - silver_events AS difference
+FROM figures
+WHERE counted <> silver_events
+"""
+
+
+# bronze rows = silver events + duplicates removed + rows quarantined in silver
+_CONSERVATION = """
+WITH figures AS (
+    SELECT
+        (SELECT count(*) FROM bronze_events) AS bronze_rows,
+        (SELECT count(*) FROM silver_events) AS silver_events,
+        (SELECT coalesce(sum(duplicates), 0) FROM silver_events) AS duplicates_removed,
+        (SELECT count(*) FROM quarantine WHERE stage = 'silver') AS quarantined_in_silver
+)
+SELECT *, bronze_rows - silver_events - duplicates_removed - quarantined_in_silver AS difference
+FROM figures
+WHERE bronze_rows <> silver_events + duplicates_removed + quarantined_in_silver
+"""
+
+_EVENT_WITHOUT_SESSION = """
+SELECT e.event_id, e.session_id, e.user_id, e.event_time
+FROM silver_events AS e
+ANTI JOIN sessions AS s ON e.session_id = s.session_id AND e.user_id = s.user_id
+"""
+
+_SESSION_START_AND_END = """
+SELECT session_id, user_id, session_start, session_end
+FROM sessions
+WHERE session_start IS NULL OR session_end IS NULL OR session_end < session_start
+"""
+
+_SESSION_LENGTH = """
+SELECT session_id, user_id, session_length_minutes
+FROM sessions
+WHERE session_length_minutes IS NULL OR session_length_minutes < 0
+"""
+
+_USER_FUNNEL_USERS = """
+WITH figures AS (
+    SELECT
+        (SELECT count(*) FROM user_funnel) AS user_funnel_rows,
+        (SELECT count(DISTINCT user_id) FROM silver_events) AS silver_users
+)
+SELECT * FROM figures WHERE user_funnel_rows <> silver_users
+"""
+
+_FUNNEL_NEVER_INCREASES = """
+WITH steps AS (
+    SELECT level, step_number, step, entered,
+        lag(entered) OVER (PARTITION BY level ORDER BY step_number) AS entered_previous_step
+    FROM funnel
+)
+SELECT * FROM steps WHERE entered > entered_previous_step
+"""
+
+_FRESHNESS = """
+SELECT max(event_time) AS newest_event, $now::TIMESTAMPTZ AS checked_at,
+    (epoch($now::TIMESTAMPTZ) - epoch(max(event_time))) / 3600 AS age_hours
+FROM silver_events
+HAVING epoch($now::TIMESTAMPTZ) - epoch(max(event_time)) > $freshness_hours * 3600
+"""
+
+# The newest day against the average of the (up to) seven days before it that have events.
+_VOLUME = """
+WITH daily AS (
+    SELECT event_date AS date, count(*) AS events FROM silver_events GROUP BY 1
+), newest AS (
+    SELECT * FROM daily ORDER BY date DESC LIMIT 1
+), before_newest AS (
+    SELECT avg(d.events) AS average, count(*) AS days
+    FROM daily AS d, newest AS n
+    WHERE d.date >= n.date - 7 AND d.date < n.date
+)
+SELECT n.date, n.events, t.average AS trailing_average, t.days AS trailing_days, n.events / t.average AS ratio
+FROM newest AS n, before_newest AS t
+WHERE t.days > 0
+    AND (n.events < $volume_min_ratio * t.average OR n.events > $volume_max_ratio * t.average)
+"""
+
+# Late: older than the newest event of the files ingested before it.
+_LATE_EVENTS = """
+WITH files AS (
+    SELECT _source_file AS file, min(_ingested_at) AS ingested_at, max(event_time) AS newest
+    FROM bronze_events
+    GROUP BY 1
+), watermarks AS (
+    SELECT file, max(newest) OVER (
+        ORDER BY ingested_at, file ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    ) AS newest_before
+    FROM files
+), late AS (
+    SELECT b._source_file AS file, count(*) AS events,
+        count(*) FILTER (WHERE b.event_time < w.newest_before) AS late_events
+    FROM bronze_events AS b JOIN watermarks AS w ON b._source_file = w.file
+    GROUP BY 1
+)
+SELECT file, events, late_events, late_events / events AS late_event_rate
+FROM late
+WHERE late_events > $max_late_event_rate * events
+"""
+
+# Records of a file = its bronze rows + its rows quarantined in bronze; silver
+# quarantines rows that are also in bronze.
+_QUARANTINE_RATE = """
+WITH in_bronze AS (
+    SELECT _source_file AS file, count(*) AS bronze_rows FROM bronze_events GROUP BY 1
+), quarantined AS (
+    SELECT _source_file AS file,
+        count(*) FILTER (WHERE stage = 'bronze') AS quarantined_in_bronze,
+        count(*) AS quarantined
+    FROM quarantine
+    GROUP BY 1
+), rates AS (
+    SELECT file, quarantined, coalesce(bronze_rows, 0) + quarantined_in_bronze AS records
+    FROM quarantined LEFT JOIN in_bronze USING (file)
+)
+SELECT file, records, quarantined, quarantined / records AS quarantine_rate
+FROM rates
+WHERE quarantined > $max_quarantine_rate * records
+"""
+
+_SCHEMA_DRIFT = """
+WITH ordered AS (
+    SELECT path, columns, lag(columns) OVER (ORDER BY position) AS previous_columns
+    FROM ingested_files
+    WHERE len(columns) > 0  -- files ingested before columns were recorded are unknown
+)
+SELECT path AS file,
+    list_filter(columns, lambda c: NOT list_contains(previous_columns, c)) AS appeared,
+    list_filter(previous_columns, lambda c: NOT list_contains(columns, c)) AS disappeared
+FROM ordered
+WHERE previous_columns IS NOT NULL AND list_sort(columns) <> list_sort(previous_columns)
+"""
+
+BUILT_IN_CHECKS: tuple[Check, ...] = (
+    # bronze
+    Check(
+        "late_event_rate", "bronze_events", _LATE_EVENTS, "warn",
+        "a file's share of events older than the newest event before it stays under max_late_event_rate",
+    ),
+    Check(
+        "schema_drift", "bronze_events", _SCHEMA_DRIFT, "warn",
+        "every source file has the same columns as the file ingested before it",
+    ),
+    # silver
+    Check(
+        "conservation", "silver_events", _CONSERVATION, "fail",
+        "bronze rows = silver events + duplicates removed + rows quarantined in silver",
+    ),
+    Check(
+        "quarantine_rate", "quarantine", _QUARANTINE_RATE, "warn",
+        "a file's share of quarantined records stays under max_quarantine_rate",
+        layer="silver",
+    ),
+    Check("event_id_unique", "silver_events", _unique("silver_events", "event_id"), "fail",
+          "every silver event has an event_id of its own"),
+    Check("event_in_session", "silver_events", _EVENT_WITHOUT_SESSION, "fail",
+          "every silver event belongs to a session that exists, of the same user"),
+    Check("session_id_unique", "sessions", _unique("sessions", "session_id"), "fail",
+          "every session has a session_id of its own"),
+    Check("session_start_and_end", "sessions", _SESSION_START_AND_END, "fail",
+          "every session has a start and an end, and does not end before it starts"),
+    Check("session_length_not_negative", "sessions", _SESSION_LENGTH, "fail",
+          "every session's length is known and not negative"),
+    Check("sessions_sum_to_silver", "sessions", _sums_to_silver("sessions", "events_count"), "fail",
+          "session event counts sum to the silver row count"),
+    Check("freshness", "silver_events", _FRESHNESS, "warn",
+          "the newest event is at most freshness_hours old by the run's clock"),
+    Check("volume", "silver_events", _VOLUME, "warn",
+          "the newest day's events are within volume_min_ratio..volume_max_ratio of the trailing "
+          "7-day average"),
+    # gold
+    Check("events_by_minute_valid", "events_by_minute",
+          _keys_and_counts("events_by_minute", ("minute",), ("events_count",)), "fail",
+          "one row per minute, with a count that is not negative"),
+    Check("events_by_minute_sums_to_silver", "events_by_minute",
+          _sums_to_silver("events_by_minute", "events_count"), "fail",
+          "events_by_minute sums to the silver row count"),
+    Check("events_by_type_valid", "events_by_type",
+          _keys_and_counts("events_by_type", ("event_type",), ("events_count", "users")), "fail",
+          "one row per event type, with counts that are not negative"),
+    Check("events_by_type_sums_to_silver", "events_by_type",
+          _sums_to_silver("events_by_type", "events_count"), "fail",
+          "events_by_type sums to the silver row count"),
+    Check("user_funnel_valid", "user_funnel",
+          _keys_and_counts("user_funnel", ("user_id",),
+                           ("views", "carts", "removals", "purchases", "revenue")), "fail",
+          "one row per user_id, with counts and revenue that are not negative"),
+    Check("user_funnel_covers_users", "user_funnel", _USER_FUNNEL_USERS, "fail",
+          "user_funnel has as many rows as silver has users"),
+    Check("funnel_valid", "funnel", _keys_and_counts("funnel", ("level", "step_number"), ("entered",)),
+          "fail", "one row per level and step, with a count that is not negative"),
+    Check("funnel_never_increases", "funnel", _FUNNEL_NEVER_INCREASES, "fail",
+          "no funnel step has more entrants than the step before it"),
+    Check("sessions_daily_valid", "sessions_daily",
+          _keys_and_counts("sessions_daily", ("date",), ("sessions", "users")), "fail",
+          "one row per day, with counts that are not negative"),
+    Check("daily_metrics_valid", "daily_metrics",
+          _keys_and_counts("daily_metrics", ("date",), ("active_users", "events", "purchases", "revenue")),
+          "fail", "one row per day, with counts and revenue that are not negative"),
+)  # fmt: skip
+
+
+def all_checks(user_checks: list[UserCheck]) -> list[Check]:
+    """The built-in checks followed by the user's; names must be unique."""
+    checks = list(BUILT_IN_CHECKS)
+    names = {c.name for c in checks}
+    for user in user_checks:
+        if user.name in names:
+            raise ConfigError(f"quality check {user.name!r} is defined twice; give each check its own name")
+        names.add(user.name)
+        checks.append(Check(user.name, user.table, user.sql, user.severity, user.description))
+    for check in checks:
+        check.runs_after  # noqa: B018  (validates the table name before anything runs)
+    return checks

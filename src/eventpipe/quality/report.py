@@ -1,0 +1,28 @@
+"""The JSON report of a run: check results, rows per layer, quarantine by reason."""
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from eventpipe.jsontext import dumps
+from eventpipe.quality.runner import QualityResult
+from eventpipe.warehouse import Warehouse
+
+
+def write_report(warehouse: Warehouse, quality: QualityResult, run: dict | None = None) -> Path:
+    """Write ``_reports/<run id>.json`` (atomically) and return its path."""
+    report = {
+        "run_id": quality.run_id,
+        "checked_at": quality.checked_at,
+        "run": run,
+        **quality.figures,
+        "checks": [asdict(c) for c in quality.checks],
+        "failed_checks": [c.name for c in quality.failures],
+    }
+    folder = warehouse.reports()
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{quality.run_id}.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(dumps(report) + "\n")
+    os.replace(partial, path)
+    return path

@@ -1,0 +1,166 @@
+"""Running the checks: offending rows counted, a few kept as examples, every result stored."""
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from eventpipe.engine import Engine
+from eventpipe.fields import QUALITY_RESULTS_SCHEMA
+from eventpipe.ingest.ledger import file_records
+from eventpipe.quality.checks import Check, all_checks
+from eventpipe.runs import new_run_id
+from eventpipe.settings import Settings
+from eventpipe.warehouse import LAYERS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
+
+#: Offending rows kept per check, for the console, the report and the tests.
+EXAMPLES_KEPT = 5
+
+PASS, WARN, FAIL, ERROR, SKIPPED = "pass", "warn", "fail", "error", "skipped"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check found. ``status`` is pass, warn, fail, error (the SQL failed) or skipped."""
+
+    name: str
+    table: str
+    layer: str
+    severity: str
+    description: str
+    status: str
+    offending_rows: int = 0
+    examples: list[dict] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def stops_the_run(self) -> bool:
+        return self.severity == FAIL and self.status in (FAIL, ERROR)
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """The results of one run's checks, and the warehouse's figures when they ran."""
+
+    run_id: str
+    checked_at: datetime
+    checks: list[CheckResult]
+    figures: dict = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.stops_the_run]
+
+    def merged(self, later: "QualityResult") -> "QualityResult":
+        """This run's results followed by those of a later set of checks in the same run."""
+        return QualityResult(self.run_id, self.checked_at, self.checks + later.checks, later.figures)
+
+
+def run_checks(
+    settings: Settings,
+    layers: tuple[str, ...] = LAYERS,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> QualityResult:
+    """Run the checks of ``layers`` and append their results to ``quality_results``."""
+    now = now or datetime.now(UTC)
+    run_id = run_id or new_run_id(now)
+    checks = [c for c in all_checks(settings.quality.checks) if c.runs_after in layers]
+    warehouse = Warehouse.open(settings.warehouse, create=False)
+    missing = [t.view for t in TABLES if not warehouse.exists(t)]
+    params = {"now": now, **settings.quality.model_dump(exclude={"checks"})}
+    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
+        warehouse.expose(engine)
+        engine.register("ingested_files", _ingested_files(warehouse))
+        results = [_run_check(engine, check, params, missing) for check in checks]
+        figures = warehouse_figures(engine, missing)
+        warehouse.append(QUALITY_RESULTS, _result_rows(run_id, now, results))
+    return QualityResult(run_id, now, results, figures)
+
+
+def _run_check(engine: Engine, check: Check, params: dict, missing_views: list[str]) -> CheckResult:
+    found = dict(
+        name=check.name,
+        table=check.table,
+        layer=check.runs_after,
+        severity=check.severity,
+        description=check.description,
+    )
+    absent = [v for v in missing_views if re.search(rf"\b{v}\b", check.sql)]
+    if absent:
+        return CheckResult(**found, status=SKIPPED, message=f"no {', '.join(absent)} yet")
+    statement = f"""
+WITH offending AS MATERIALIZED ({check.sql.strip().rstrip(";")})
+SELECT
+    (SELECT count(*) FROM offending) AS offending_rows,
+    (SELECT list(to_json(o)) FROM (SELECT * FROM offending LIMIT {EXAMPLES_KEPT}) AS o) AS examples
+"""
+    try:
+        row = engine.table(statement, params).to_pylist()[0]
+    except Exception as error:  # a user's SQL may fail in any way; the report says how
+        message = str(error).splitlines()[0]
+        return CheckResult(**found, status=ERROR, message=message)
+    offending = row["offending_rows"]
+    examples = [json.loads(e) for e in row["examples"] or []]
+    status = PASS if offending == 0 else check.severity
+    return CheckResult(**found, status=status, offending_rows=offending, examples=examples)
+
+
+def warehouse_figures(engine: Engine, missing_views: list[str]) -> dict:
+    """Rows per table, quarantined rows by stage and reason, and the conservation of rows."""
+    rows = {
+        t.view: engine.scalar(f"SELECT count(*) FROM {t.view}")
+        for t in TABLES
+        if t.view not in missing_views and t is not QUALITY_RESULTS
+    }
+    figures: dict = {"rows": rows, "quarantined_by_reason": []}
+    if QUARANTINE.view not in missing_views:
+        figures["quarantined_by_reason"] = engine.table(
+            "SELECT stage, reason, count(*) AS rows FROM quarantine GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"
+        ).to_pylist()
+    if "silver_events" in rows and "bronze_events" in rows:
+        duplicates = engine.scalar("SELECT coalesce(sum(duplicates), 0)::BIGINT FROM silver_events")
+        in_silver = sum(q["rows"] for q in figures["quarantined_by_reason"] if q["stage"] == "silver")
+        figures["conservation"] = {
+            "bronze_rows": rows["bronze_events"],
+            "silver_events": rows["silver_events"],
+            "duplicates_removed": duplicates,
+            "quarantined_in_silver": in_silver,
+            "balanced": rows["bronze_events"] == rows["silver_events"] + duplicates + in_silver,
+        }
+    return figures
+
+
+def _ingested_files(warehouse: Warehouse) -> pa.Table:
+    records = file_records(warehouse.table(QUARANTINE)) if warehouse.exists(QUARANTINE) else []
+    return pa.table(
+        {
+            "path": pa.array([r.path for r in records], pa.string()),
+            "position": pa.array(range(len(records)), pa.int64()),
+            "ingested_at": pa.array([r.ingested_at for r in records], pa.string()),
+            "columns": pa.array([r.columns for r in records], pa.list_(pa.string())),
+        }
+    )
+
+
+def _result_rows(run_id: str, now: datetime, results: list[CheckResult]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "run_id": run_id,
+                "checked_at": now,
+                "check_name": r.name,
+                "table_name": r.table,
+                "layer": r.layer,
+                "severity": r.severity,
+                "status": r.status,
+                "offending_rows": r.offending_rows,
+                "example": json.dumps(r.examples[0], default=str) if r.examples else r.message or None,
+                "description": r.description,
+            }
+            for r in results
+        ],
+        schema=QUALITY_RESULTS_SCHEMA,
+    )
