@@ -4,7 +4,9 @@ import json
 import os
 
 import pytest
+import typer
 
+from eventpipe.cli.main import app
 from eventpipe.generate import generate_files
 from eventpipe.warehouse import Warehouse
 
@@ -121,7 +123,9 @@ def test_bad_settings_file(tmp_path, small_csv):
 
 
 def test_every_command_has_help_with_an_example():
-    for command in ("generate", "ingest", "query", "silver", "gold", "run", "export"):
+    commands = sorted(typer.main.get_command(app).commands)
+    assert {"generate", "ingest", "query", "silver", "gold", "run", "export", "check"} <= set(commands)
+    for command in commands:
         result = run_cli(command, "--help")
         assert result.returncode == 0
         assert "Example: eventpipe " + command in result.stdout

@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ class CheckResult:
     offending_rows: int = 0
     examples: list[dict] = field(default_factory=list)
     message: str = ""
+    seconds: float = 0.0
 
     @property
     def stops_the_run(self) -> bool:
@@ -97,15 +99,22 @@ SELECT
     (SELECT count(*) FROM offending) AS offending_rows,
     (SELECT list(to_json(o)) FROM (SELECT * FROM offending LIMIT {EXAMPLES_KEPT}) AS o) AS examples
 """
+    began = time.perf_counter()
     try:
         row = engine.table(statement, params).to_pylist()[0]
     except Exception as error:  # a user's SQL may fail in any way; the report says how
         message = str(error).splitlines()[0]
-        return CheckResult(**found, status=ERROR, message=message)
+        return CheckResult(**found, status=ERROR, message=message, seconds=time.perf_counter() - began)
     offending = row["offending_rows"]
     examples = [json.loads(e) for e in row["examples"] or []]
     status = PASS if offending == 0 else check.severity
-    return CheckResult(**found, status=status, offending_rows=offending, examples=examples)
+    return CheckResult(
+        **found,
+        status=status,
+        offending_rows=offending,
+        examples=examples,
+        seconds=time.perf_counter() - began,
+    )
 
 
 def warehouse_figures(engine: Engine, missing_views: list[str]) -> dict:
