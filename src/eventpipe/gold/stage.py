@@ -3,6 +3,7 @@
 import time
 from dataclasses import dataclass, field
 
+from eventpipe.builds import built_from, marked
 from eventpipe.gold import sql
 from eventpipe.settings import Settings
 from eventpipe.warehouse import (
@@ -10,6 +11,7 @@ from eventpipe.warehouse import (
     EVENTS_BY_MINUTE,
     EVENTS_BY_TYPE,
     FUNNEL,
+    GOLD_TABLES,
     SESSIONS,
     SESSIONS_DAILY,
     SILVER_EVENTS,
@@ -26,10 +28,11 @@ class GoldResult:
     versions: dict[str, int]
     funnel: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    unchanged: bool = False  # silver and the rules were as at the last build: nothing was written
 
 
 def build_gold(settings: Settings) -> GoldResult:
-    """Recompute each gold table from silver events and sessions."""
+    """Recompute each gold table from silver events and sessions, unless they are as at the last build."""
     began = time.perf_counter()
     warehouse = Warehouse.open(settings.warehouse, create=False)
     statements = {
@@ -43,10 +46,24 @@ def build_gold(settings: Settings) -> GoldResult:
     rows, versions = {}, {}
     warehouse.require((SILVER_EVENTS, SESSIONS), built_by="silver")
     with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
-        warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
-        for table, (statement, params) in statements.items():
-            written = warehouse.replace(table, engine.stream(statement, params))
-            rows[table.view], versions[table.view] = written.rows, written.version
+        inputs = {
+            "silver_events": warehouse.table(SILVER_EVENTS).version(),
+            "sessions": warehouse.table(SESSIONS).version(),
+            "rules": settings.model_dump(mode="json", include={"event_types", "funnel_steps"}),
+        }
+        last = GOLD_TABLES[-1]  # its commit completes gold, so it carries what gold was built from
+        unchanged = warehouse.exists(last) and built_from(warehouse.table(last)) == inputs
+        if unchanged:
+            for table in GOLD_TABLES:
+                rows[table.view] = warehouse.table(table).to_pyarrow_dataset().count_rows()
+                versions[table.view] = warehouse.table(table).version()
+        else:
+            warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
+            for table in GOLD_TABLES:
+                statement, params = statements[table]
+                commit = marked(inputs) if table is last else None
+                written = warehouse.replace(table, engine.stream(statement, params), commit=commit)
+                rows[table.view], versions[table.view] = written.rows, written.version
         warehouse.expose(engine, (FUNNEL,))
         funnel = engine.table("SELECT * FROM funnel ORDER BY level, step_number").to_pylist()
-    return GoldResult(rows, versions, funnel, time.perf_counter() - began)
+    return GoldResult(rows, versions, funnel, time.perf_counter() - began, unchanged)

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from eventpipe.builds import built_from, marked
 from eventpipe.engine import Engine
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
@@ -33,6 +34,7 @@ class SilverResult:
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     versions: dict[str, int] = field(default_factory=dict)
+    unchanged: bool = False  # bronze and the rules were as at the last build: nothing was written
 
     @property
     def quarantined(self) -> int:
@@ -62,16 +64,36 @@ def silver_parameters(settings: Settings, now: datetime, buckets: int = 1) -> di
 
 
 def build_silver(settings: Settings, now: datetime | None = None) -> SilverResult:
-    """Rebuild silver events, sessions and the silver part of the quarantine from bronze."""
+    """Rebuild silver events, sessions and the silver part of the quarantine from bronze.
+
+    When bronze and the rules are as they were at the last build, and no event
+    quarantined as "in the future" has come within the tolerance since, nothing is written.
+    """
     began = time.perf_counter()
     now = now or datetime.now(UTC)
     warehouse = Warehouse.open(settings.warehouse, create=False)
-    staging = warehouse.scratch() / f"silver-{uuid.uuid4().hex}"
     with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
-        bronze_rows = warehouse.table(BRONZE_EVENTS).to_pyarrow_dataset().count_rows()
+        bronze = warehouse.table(BRONZE_EVENTS)
+        inputs = {"bronze": bronze.version(), "rules": _rules(settings)}
+        warehouse.expose(engine, (BRONZE_EVENTS,))
+        previous = built_from(warehouse.table(SESSIONS)) if warehouse.exists(SESSIONS) else None
+        if (
+            previous
+            and previous["inputs"] == inputs
+            and now < datetime.fromisoformat(previous["valid_until"])
+        ):
+            return _as_built(warehouse, engine, began)
+        bronze_rows = bronze.to_pyarrow_dataset().count_rows()
         buckets = max(1, math.ceil(bronze_rows / settings.rows_per_bucket))
         params = silver_parameters(settings, now, buckets)
-        warehouse.expose(engine, (BRONZE_EVENTS,))
+        # the build stays right until the earliest event quarantined as future comes within the tolerance
+        first_future = engine.scalar(
+            "SELECT min(event_time) FROM bronze_events WHERE event_time > $future_limit", params
+        )
+        valid_until = (
+            first_future - timedelta(hours=settings.future_tolerance_hours) if first_future else _FOREVER
+        )
+        staging = warehouse.scratch() / f"silver-{uuid.uuid4().hex}"
         try:
             rejected = warehouse.replace(
                 QUARANTINE,
@@ -83,26 +105,74 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
                 engine, staging, params, sql.events(settings.max_session_minutes is not None)
             )
             events = warehouse.replace(SILVER_EVENTS, build.events(range(buckets)))
-            sessions = warehouse.replace(SESSIONS, build.staged_sessions())
+            # the sessions commit completes silver, so it carries what silver was built from
+            sessions = warehouse.replace(
+                SESSIONS,
+                build.staged_sessions(),
+                commit=marked({"inputs": inputs, "valid_until": valid_until.astimezone(UTC).isoformat()}),
+            )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         warehouse.expose(engine, (QUARANTINE,))
-        reasons = engine.table(
-            "SELECT reason, count(*) AS n FROM quarantine WHERE stage = $stage GROUP BY 1 ORDER BY 1",
-            {"stage": STAGE},
-        ).to_pylist()
+        reasons = _quarantined_by_reason(engine)
     return SilverResult(
         bronze_rows=bronze_rows,
         events=events.rows,
         duplicates=build.duplicates,
         sessions=sessions.rows,
-        quarantined_by_reason={r["reason"]: r["n"] for r in reasons},
+        quarantined_by_reason=reasons,
         seconds=time.perf_counter() - began,
         versions={
             "silver_events": events.version,
             "sessions": sessions.version,
             "quarantine": rejected.version,
         },
+    )
+
+
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _rules(settings: Settings) -> dict:
+    """The settings silver's result depends on."""
+    return settings.model_dump(
+        mode="json",
+        include={
+            "event_types",
+            "event_type_synonyms",
+            "future_tolerance_hours",
+            "session_timeout_minutes",
+            "max_session_minutes",
+        },
+    )
+
+
+def _quarantined_by_reason(engine: Engine) -> dict[str, int]:
+    rows = engine.table(
+        "SELECT reason, count(*) AS n FROM quarantine WHERE stage = $stage GROUP BY 1 ORDER BY 1",
+        {"stage": STAGE},
+    ).to_pylist()
+    return {r["reason"]: r["n"] for r in rows}
+
+
+def _as_built(warehouse: Warehouse, engine: Engine, began: float) -> SilverResult:
+    """The figures of the silver tables as the last build left them."""
+    warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, QUARANTINE))
+    figures = engine.table(
+        """
+        SELECT
+            (SELECT count(*) FROM bronze_events) AS bronze_rows,
+            (SELECT count(*) FROM silver_events) AS events,
+            (SELECT coalesce(sum(duplicates), 0)::BIGINT FROM silver_events) AS duplicates,
+            (SELECT count(*) FROM sessions) AS sessions
+        """
+    ).to_pylist()[0]
+    return SilverResult(
+        **figures,
+        quarantined_by_reason=_quarantined_by_reason(engine),
+        seconds=time.perf_counter() - began,
+        versions={t.view: warehouse.table(t).version() for t in (SILVER_EVENTS, SESSIONS, QUARANTINE)},
+        unchanged=True,
     )
 
 
