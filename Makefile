@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_EVENTS ?= 1000000
 
-.PHONY: setup demo test lint bench clean
+# Debian's Chromium for the report's browser tests; sudo unless we are root
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup browser demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,13 +30,18 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: setup lint
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: setup lint browser
 	$(BIN)/pytest
 
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/ingest_bench.py
 	$(BIN)/python benchmarks/run_bench.py
+	$(BIN)/python benchmarks/report_bench.py
 
 clean:
 	rm -rf $(VENV) data warehouse .pytest_cache .ruff_cache

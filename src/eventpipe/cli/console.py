@@ -20,6 +20,7 @@ from eventpipe.ingest.sources import SourceFile
 from eventpipe.jsontext import dumps
 from eventpipe.pipeline import RunResult
 from eventpipe.quality import QualityResult
+from eventpipe.report import ReportResult
 from eventpipe.silver import SilverResult
 
 err = Console(stderr=True)
@@ -155,6 +156,14 @@ def print_checks(quality: QualityResult, verbose: bool = True) -> None:
         f"checks: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}"
         + (f"; failed: {', '.join(c.name for c in quality.failures)}" if quality.failures else ""),
         highlight=False,
+    )
+
+
+def print_report(report: ReportResult) -> None:
+    err.print(
+        f"HTML report: {report.path} ({report.bytes / 1024:,.0f} KiB, {report.seconds:.1f} s)",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -168,6 +168,9 @@ def run(
     config: ConfigOption = None,
     json: JsonOption = False,
     quiet: QuietOption = False,
+    report: Annotated[
+        bool, typer.Option(help="Write the HTML report to warehouse/_reports/<run id>.html.")
+    ] = True,
 ) -> None:
     """Ingest new files, rebuild silver and gold, and check each layer: the whole pipeline.
 
@@ -181,10 +184,40 @@ def run(
     with console.progress(quiet) as progress:
         result = run_pipeline(settings, progress=progress)
     console.print_run_summary(result)
+    if report:
+        from eventpipe.report import write_html_report
+        from eventpipe.warehouse import DAILY_METRICS, Warehouse
+
+        if Warehouse.open(settings.warehouse, create=False).exists(DAILY_METRICS):
+            page = write_html_report(settings, settings.warehouse / "_reports" / f"{result.run_id}.html")
+            console.print_report(page)
     if json:
         console.print_json(result.summary())
     if result.failed:
         raise typer.Exit(1)
+
+
+@app.command("report")
+def html_report(
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="HTML file to write (default: warehouse/_reports/report.html).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of the warehouse: the last run, charts, checks, quarantine.
+
+    Example: eventpipe report --warehouse warehouse --out report.html
+    """
+    from eventpipe.report import write_html_report
+
+    console.print_report(write_html_report(Settings.load(config, warehouse=warehouse), out))
 
 
 @app.command()

@@ -159,8 +159,8 @@ WHERE t.days > 0
     AND (n.events < $volume_min_ratio * t.average OR n.events > $volume_max_ratio * t.average)
 """
 
-# Late: older than the newest event of the files ingested before it.
-_LATE_EVENTS = """
+# Per file, its events older than the newest event of the files ingested before it.
+LATE_EVENTS_BY_FILE = """
 WITH files AS (
     SELECT _source_file AS file, min(_ingested_at) AS ingested_at, max(event_time) AS newest
     FROM bronze_events
@@ -170,14 +170,16 @@ WITH files AS (
         ORDER BY ingested_at, file ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
     ) AS newest_before
     FROM files
-), late AS (
-    SELECT b._source_file AS file, count(*) AS events,
-        count(*) FILTER (WHERE b.event_time < w.newest_before) AS late_events
-    FROM bronze_events AS b JOIN watermarks AS w ON b._source_file = w.file
-    GROUP BY 1
 )
+SELECT b._source_file AS file, count(*) AS events,
+    count(*) FILTER (WHERE b.event_time < w.newest_before) AS late_events
+FROM bronze_events AS b JOIN watermarks AS w ON b._source_file = w.file
+GROUP BY 1
+"""
+
+_LATE_EVENTS = f"""
 SELECT file, events, late_events, late_events / events AS late_event_rate
-FROM late
+FROM ({LATE_EVENTS_BY_FILE})
 WHERE late_events > $max_late_event_rate * events
 """
 

@@ -1,0 +1,49 @@
+"""``eventpipe report`` on warehouses of several sizes.
+
+    python benchmarks/report_bench.py [--sizes 1000000 10000000] [--workdir DIR]
+
+For each size: generate a month of events, build the warehouse (``run
+--no-report``), then time the HTML report and, as the baseline in the same
+run, the cheapest look at the same warehouse (one ``eventpipe query``).
+"""
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from common import eventpipe, measure, report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--workdir", type=Path, default=None, help="where to put data (default: a temp dir)")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="eventpipe-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows, sizes = [], []
+    for size in args.sizes:
+        source = workdir / f"events-{size}.csv.gz"
+        if not source.exists():
+            measure(eventpipe("generate", "--events", str(size), "--days", "30", "--out", str(source)))
+        warehouse = workdir / f"warehouse-{size}"
+        shutil.rmtree(warehouse, ignore_errors=True)
+        measure(eventpipe("run", "-q", "--no-report", "-s", str(source), "-w", str(warehouse)))
+        page = workdir / f"report-{size}.html"
+        rows.append(
+            ("eventpipe report", size, measure(eventpipe("report", "-w", str(warehouse), "-o", str(page))))
+        )
+        baseline = measure(eventpipe("query", "-w", str(warehouse), "SELECT count(*) FROM silver_events"))
+        rows.append(("baseline: one query on the warehouse", size, baseline))
+        sizes.append((size, page.stat().st_size))
+        shutil.rmtree(warehouse, ignore_errors=True)
+    report(rows)
+    for size, page_bytes in sizes:
+        print(f"report for {size:,} events: {page_bytes / 1024:,.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
