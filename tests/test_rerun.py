@@ -6,19 +6,15 @@ from deltalake import DeltaTable
 
 from eventpipe.pipeline import run
 from eventpipe.settings import Settings
-from eventpipe.warehouse import QUALITY_RESULTS, TABLES
+from eventpipe.warehouse import LOGS, TABLES
 
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 NOW = datetime(2020, 10, 2, 12, tzinfo=UTC)
 
 
 def versions(settings: Settings) -> dict[str, int]:
-    """Every pipeline table's version; quality_results is a log that each run appends to."""
-    return {
-        t.view: DeltaTable(str(settings.warehouse / t.path)).version()
-        for t in TABLES
-        if t is not QUALITY_RESULTS
-    }
+    """Every pipeline table's version; the logs (quality_results, runs) get a row per run."""
+    return {t.view: DeltaTable(str(settings.warehouse / t.path)).version() for t in TABLES if t not in LOGS}
 
 
 def write_events(path, *times: str):

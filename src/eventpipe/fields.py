@@ -68,3 +68,26 @@ QUALITY_RESULTS_SCHEMA = pa.schema(
         ("description", pa.string()),
     ]
 )
+
+#: One row per ``eventpipe run``.
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("started_at", UTC_MICROS),
+        ("ended_at", UTC_MICROS),
+        ("seconds", pa.float64()),
+        ("files", pa.list_(pa.string())),
+        ("records_read", pa.int64()),
+        ("bronze_rows_added", pa.int64()),
+        ("quarantined_in_bronze", pa.int64()),
+        ("late_events", pa.int64()),
+        ("bronze_rows", pa.int64()),
+        ("silver_events", pa.int64()),
+        ("duplicates_removed", pa.int64()),
+        ("quarantined_in_silver", pa.int64()),
+        ("sessions", pa.int64()),
+        ("gold_published", pa.bool_()),
+        ("failed_checks", pa.list_(pa.string())),
+        ("table_versions", pa.string()),
+    ]
+)

@@ -1,14 +1,15 @@
 """The whole pipeline: ingest -> silver -> checks -> gold -> checks, under one warehouse lock."""
 
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from eventpipe.gold import GoldResult, build_gold
-from eventpipe.ingest import IngestResult, Progress, ingest
-from eventpipe.quality import QualityResult, run_checks, write_report
-from eventpipe.runs import new_run_id
+from eventpipe.ingest import FileStatus, IngestResult, Progress, ingest
+from eventpipe.quality import QualityResult, report_path, run_checks, write_report
+from eventpipe.runs import count_late_events, new_run_id, newest_event, record_run
 from eventpipe.settings import Settings
 from eventpipe.silver import SilverResult, build_silver
 from eventpipe.warehouse import Warehouse
@@ -24,6 +25,8 @@ class RunResult:
     gold: GoldResult | None
     quality: QualityResult
     seconds: float
+    started_at: datetime
+    late_events: int = 0
     report: Path | None = None
 
     @property
@@ -46,6 +49,7 @@ class RunResult:
                 **{f"gold.{name}": rows for name, rows in gold_rows.items()},
             },
             "duplicates_removed": self.silver.duplicates,
+            "late_events": self.late_events,
             "quarantined": {"bronze_this_run": self.ingest.quarantined, "silver": self.silver.quarantined},
             "quarantined_by_reason": {"silver": self.silver.quarantined_by_reason},
             "funnel": self.gold.funnel if self.gold else [],
@@ -69,13 +73,41 @@ def run(
     run_id = new_run_id(now)
     warehouse = Warehouse.open(settings.warehouse, create=True)
     with warehouse.lock():
+        newest_before = newest_event(warehouse, settings.memory_limit)
         ingested = ingest(settings, sources, progress)
+        new_files = [f.path for f in ingested.files if f.status is FileStatus.ingested]
+        late = count_late_events(warehouse, settings.memory_limit, new_files, newest_before)
         silver = build_silver(settings, now)
         quality = run_checks(settings, ("bronze", "silver"), run_id, now)
         gold = None
         if not quality.failures:  # the previous gold stays as it was
             gold = build_gold(settings)
             quality = quality.merged(run_checks(settings, ("gold",), run_id, now))
-        result = RunResult(run_id, ingested, silver, gold, quality, time.perf_counter() - began)
-        report = write_report(warehouse, quality, result.summary())
-    return replace(result, report=report)
+        result = RunResult(run_id, ingested, silver, gold, quality, time.perf_counter() - began, now, late)
+        result = replace(result, report=report_path(warehouse, run_id))
+        write_report(warehouse, quality, result.summary())
+        record_run(warehouse, _run_row(result, new_files))
+    return result
+
+
+def _run_row(result: RunResult, new_files: list[str]) -> dict:
+    summary = result.summary()
+    return {
+        "run_id": result.run_id,
+        "started_at": result.started_at,
+        "ended_at": datetime.now(UTC),
+        "seconds": result.seconds,
+        "files": new_files,
+        "records_read": result.ingest.records,
+        "bronze_rows_added": result.ingest.bronze_rows,
+        "quarantined_in_bronze": result.ingest.quarantined,
+        "late_events": result.late_events,
+        "bronze_rows": result.silver.bronze_rows,
+        "silver_events": result.silver.events,
+        "duplicates_removed": result.silver.duplicates,
+        "quarantined_in_silver": result.silver.quarantined,
+        "sessions": result.silver.sessions,
+        "gold_published": result.gold is not None,
+        "failed_checks": summary["failed_checks"],
+        "table_versions": json.dumps(summary["versions"], sort_keys=True),
+    }

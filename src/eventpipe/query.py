@@ -1,12 +1,14 @@
 """Read-only SQL over the warehouse: every Delta table is a view named after it."""
 
+from datetime import UTC, datetime
+
 import duckdb
 import pyarrow as pa
 
 from eventpipe.engine import DuckDBEngine
 from eventpipe.errors import QueryError
 from eventpipe.settings import Settings
-from eventpipe.warehouse import Warehouse
+from eventpipe.warehouse import RUNS, Warehouse
 
 
 def run_query(settings: Settings, sql: str) -> pa.Table:
@@ -21,3 +23,41 @@ def run_query(settings: Settings, sql: str) -> pa.Table:
             views = ", ".join(t.view for t in warehouse.existing_tables())
             first_line = str(error).splitlines()[0]
             raise QueryError(f"query failed: {first_line} (views: {views})") from None
+
+
+RECENT_RUNS = """
+SELECT run_id, started_at, round(seconds, 1) AS seconds, len(files) AS new_files, records_read,
+    late_events, duplicates_removed, quarantined_in_bronze + quarantined_in_silver AS quarantined,
+    silver_events, sessions, gold_published, array_to_string(failed_checks, ', ') AS failed_checks
+FROM runs
+ORDER BY run_id DESC
+LIMIT $limit
+"""
+
+
+def recent_runs(settings: Settings, limit: int) -> pa.Table | None:
+    """The newest ``limit`` runs of the runs table; None before the first ``eventpipe run``."""
+    warehouse = Warehouse.open(settings.warehouse, create=False)
+    if not warehouse.exists(RUNS):
+        return None
+    with DuckDBEngine() as engine:
+        warehouse.expose(engine, (RUNS,))
+        return engine.table(RECENT_RUNS, {"limit": limit})
+
+
+def table_status(settings: Settings) -> pa.Table:
+    """Each table of the warehouse: its version, rows and when it last changed."""
+    warehouse = Warehouse.open(settings.warehouse, create=False)
+    rows = []
+    for table in warehouse.existing_tables():
+        delta = warehouse.table(table)
+        rows.append(
+            {
+                "table": table.view,
+                "path": table.path,
+                "version": delta.version(),
+                "rows": delta.to_pyarrow_dataset().count_rows(),
+                "changed_at": datetime.fromtimestamp(delta.history(1)[0]["timestamp"] / 1000, UTC),
+            }
+        )
+    return pa.Table.from_pylist(rows)

@@ -14,7 +14,7 @@ from deltalake import CommitProperties, DeltaTable
 from eventpipe.engine import DuckDBEngine, Engine
 from eventpipe.engine.delta import Written, write
 from eventpipe.errors import MissingTableError, WarehouseError, WarehouseLockedError
-from eventpipe.fields import BRONZE_SCHEMA, QUALITY_RESULTS_SCHEMA, QUARANTINE_SCHEMA
+from eventpipe.fields import BRONZE_SCHEMA, QUALITY_RESULTS_SCHEMA, QUARANTINE_SCHEMA, RUNS_SCHEMA
 
 MARKER = "_eventpipe.json"
 LOCK = "_eventpipe.lock"
@@ -46,6 +46,7 @@ FUNNEL = TableSpec("gold/funnel", "funnel", "gold")
 SESSIONS_DAILY = TableSpec("gold/sessions_daily", "sessions_daily", "gold")
 DAILY_METRICS = TableSpec("gold/daily_metrics", "daily_metrics", "gold")
 QUALITY_RESULTS = TableSpec("quality/results", "quality_results", "quality", QUALITY_RESULTS_SCHEMA)
+RUNS = TableSpec("meta/runs", "runs", "meta", RUNS_SCHEMA)
 
 LAYERS = ("bronze", "silver", "gold")
 
@@ -64,7 +65,10 @@ TABLES: tuple[TableSpec, ...] = (
     SESSIONS,
     *GOLD_TABLES,
     QUALITY_RESULTS,
+    RUNS,
 )
+#: Tables that every run appends to, as logs; the others change only when their data does.
+LOGS: tuple[TableSpec, ...] = (QUALITY_RESULTS, RUNS)
 
 # Commit metadata is how bronze remembers which files it holds; keep the log.
 _TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false"}

@@ -122,6 +122,7 @@ def print_run_summary(result: RunResult) -> None:
             soft_wrap=True,
         )
     err.print(
+        f"late events (older than the newest event before the run): {result.late_events:,}\n"
         f"run {result.run_id} took {result.seconds:.1f} s "
         f"({result.ingest.records / result.seconds if result.seconds else 0:,.0f} new events/s); "
         f"report: {result.report}",

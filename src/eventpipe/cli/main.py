@@ -197,6 +197,30 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def status(
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    runs: Annotated[int, typer.Option("--runs", "-n", min=1, help="How many recent runs to list.")] = 10,
+    format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+) -> None:
+    """List the recent runs (from the runs table) and each table's version and rows.
+
+    Example: eventpipe status --warehouse warehouse --runs 5
+    """
+    from eventpipe.query import recent_runs, table_status
+
+    settings = Settings.load(config, warehouse=warehouse)
+    recent = recent_runs(settings, runs)
+    if recent is None:
+        console.err.print("no runs yet: `eventpipe run` records each run")
+    else:
+        console.print_rows(recent, format.value)
+    console.print_rows(table_status(settings), format.value)
+
+
 @app.command("report")
 def html_report(
     warehouse: WarehouseOption = None,

@@ -19,10 +19,13 @@ def write_report(warehouse: Warehouse, quality: QualityResult, run: dict | None 
         "checks": [asdict(c) for c in quality.checks],
         "failed_checks": [c.name for c in quality.failures],
     }
-    folder = warehouse.reports()
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{quality.run_id}.json"
+    path = report_path(warehouse, quality.run_id)
+    path.parent.mkdir(exist_ok=True)
     partial = path.with_suffix(".json.partial")
     partial.write_text(dumps(report) + "\n")
     os.replace(partial, path)
     return path
+
+
+def report_path(warehouse: Warehouse, run_id: str) -> Path:
+    return warehouse.reports() / f"{run_id}.json"

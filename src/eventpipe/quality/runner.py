@@ -14,7 +14,7 @@ from eventpipe.ingest.ledger import file_records
 from eventpipe.quality.checks import LATE_EVENTS_BY_FILE, Check, all_checks
 from eventpipe.runs import new_run_id
 from eventpipe.settings import Settings
-from eventpipe.warehouse import LAYERS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
+from eventpipe.warehouse import LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
 
 #: Offending rows kept per check, for the console, the report and the tests.
 EXAMPLES_KEPT = 5
@@ -122,7 +122,7 @@ def warehouse_figures(engine: Engine, missing_views: list[str]) -> dict:
     rows = {
         t.view: engine.scalar(f"SELECT count(*) FROM {t.view}")
         for t in TABLES
-        if t.view not in missing_views and t is not QUALITY_RESULTS
+        if t.view not in missing_views and t not in LOGS
     }
     figures: dict = {"rows": rows, "quarantined_by_reason": [], "late_events": None}
     if "bronze_events" in rows:

@@ -138,7 +138,7 @@ def latest_run(warehouse: Warehouse) -> dict | None:
     for path in sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []:
         report = _read_json(path)
         if report.get("run"):
-            return {**report["run"], "late_events": report.get("late_events")}
+            return report["run"]
     return None
 
 
