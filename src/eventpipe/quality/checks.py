@@ -160,7 +160,7 @@ WHERE t.days > 0
 """
 
 # Per file, its events older than the newest event of the files ingested before it.
-LATE_EVENTS_BY_FILE = """
+_LATE_EVENTS_BY_FILE = """
 WITH files AS (
     SELECT _source_file AS file, min(_ingested_at) AS ingested_at, max(event_time) AS newest
     FROM bronze_events
@@ -179,7 +179,7 @@ GROUP BY 1
 
 _LATE_EVENTS = f"""
 SELECT file, events, late_events, late_events / events AS late_event_rate
-FROM ({LATE_EVENTS_BY_FILE})
+FROM ({_LATE_EVENTS_BY_FILE})
 WHERE late_events > $max_late_event_rate * events
 """
 

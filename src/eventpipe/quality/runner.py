@@ -11,7 +11,7 @@ import pyarrow as pa
 from eventpipe.engine import Engine
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
-from eventpipe.quality.checks import LATE_EVENTS_BY_FILE, Check, all_checks
+from eventpipe.quality.checks import Check, all_checks
 from eventpipe.runs import new_run_id
 from eventpipe.settings import Settings
 from eventpipe.warehouse import LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
@@ -118,17 +118,13 @@ SELECT
 
 
 def warehouse_figures(engine: Engine, missing_views: list[str]) -> dict:
-    """Rows per table, quarantined rows by stage and reason, late events, and the conservation of rows."""
+    """Rows per table, quarantined rows by stage and reason, and the conservation of rows."""
     rows = {
         t.view: engine.scalar(f"SELECT count(*) FROM {t.view}")
         for t in TABLES
         if t.view not in missing_views and t not in LOGS
     }
-    figures: dict = {"rows": rows, "quarantined_by_reason": [], "late_events": None}
-    if "bronze_events" in rows:
-        figures["late_events"] = engine.scalar(
-            f"SELECT coalesce(sum(late_events), 0)::BIGINT FROM ({LATE_EVENTS_BY_FILE})"
-        )
+    figures: dict = {"rows": rows, "quarantined_by_reason": []}
     if QUARANTINE.view not in missing_views:
         figures["quarantined_by_reason"] = engine.table(
             "SELECT stage, reason, count(*) AS rows FROM quarantine GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"
