@@ -167,3 +167,14 @@ def test_dag_runs_end_to_end_then_reruns_without_changes_then_fails_on_a_failing
     assert failing["state"] == "failed"
     assert failing["tasks"] == {**dict.fromkeys(TASKS[:3], "success"), "run_quality_checks": "failed"}
     assert failing["versions"] == first["versions"]
+
+
+def test_the_package_never_imports_airflow_and_loads_plotting_only_for_the_report():
+    probe = (
+        "import sys\n"
+        "import eventpipe.cli.main, eventpipe.pipeline, eventpipe.orchestration.stages, eventpipe.report\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'matplotlib', 'jinja2'}))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
