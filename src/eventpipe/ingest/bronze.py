@@ -8,7 +8,7 @@ from enum import StrEnum
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from eventpipe.engine import DuckDBEngine
+from eventpipe.engine import DuckDBEngine, Engine
 from eventpipe.engine.delta import write
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from eventpipe.ingest.layout import detect_layout
@@ -88,8 +88,9 @@ def ingest(
     files = discover(sources if sources else settings.sources)
     layouts = {f.path: detect_layout(f, settings.columns) for f in files}  # fail before writing
     warehouse = Warehouse.open(settings.warehouse, create=True)
-    with warehouse.lock():
-        target = _Target(warehouse, warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
+    # one engine for every file: a connection costs tens of milliseconds, files may be many and small
+    with warehouse.lock(), DuckDBEngine() as engine:
+        target = _Target(warehouse, engine, warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
         ledger = Ledger(target.bronze, target.quarantine)
         results = []
         for source in files:
@@ -110,6 +111,7 @@ def ingest(
 @dataclass(frozen=True)
 class _Target:
     warehouse: Warehouse
+    engine: Engine
     bronze: DeltaTable
     quarantine: DeltaTable
 
@@ -141,23 +143,22 @@ def _ingest_file(
     began = time.perf_counter()
     ingested_at = datetime.now(UTC)
     split = Split(spill_dir=target.warehouse.root / "_staging")
-    with DuckDBEngine() as engine:
-        batches = split.bronze_batches(
-            typed_batches(engine, source, layout, ingested_at, settings.read_chunk_bytes, on_progress)
+    batches = split.bronze_batches(
+        typed_batches(target.engine, source, layout, ingested_at, settings.read_chunk_bytes, on_progress)
+    )
+    if ledger.in_bronze(fingerprint):
+        # An earlier run committed this file's bronze rows and stopped before
+        # its quarantine: only the quarantine is left to write.
+        for _ in batches:
+            pass
+    else:
+        write(
+            target.bronze,
+            BRONZE_SCHEMA,
+            batches,
+            BRONZE_EVENTS.partition_by,
+            bronze_commit(fingerprint, source.name),
         )
-        if ledger.in_bronze(fingerprint):
-            # An earlier run committed this file's bronze rows and stopped before
-            # its quarantine: only the quarantine is left to write.
-            for _ in batches:
-                pass
-        else:
-            write(
-                target.bronze,
-                BRONZE_SCHEMA,
-                batches,
-                BRONZE_EVENTS.partition_by,
-                bronze_commit(fingerprint, source.name),
-            )
     record = FileRecord(
         path=source.name,
         size=source.size,

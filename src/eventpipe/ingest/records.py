@@ -43,10 +43,23 @@ def typed_batches(
     else:
         sql = parse.typed(parse.jsonl_cells(layout))
         params |= parse.json_paths(layout)
+    chunk_bytes = _chunk_for(source, chunk_bytes)
     for lines, position in prefetched(read_lines(str(source.path), source.compressed, chunk_bytes)):
         engine.register("raw_lines", lines)
         yield from engine.stream(sql, params)
         on_progress(position)
+
+
+# Reading, parsing and encoding overlap only across chunks: a file gets at least
+# this many, unless that would make them tiny.
+_MIN_CHUNKS_PER_FILE = 4
+_MIN_CHUNK_BYTES = 1024 * 1024
+_GZIP_RATIO = 5  # text per compressed byte, about, for CSV and JSON events
+
+
+def _chunk_for(source: SourceFile, chunk_bytes: int) -> int:
+    text_bytes = source.size * (_GZIP_RATIO if source.compressed else 1)
+    return max(min(chunk_bytes, text_bytes // _MIN_CHUNKS_PER_FILE), min(chunk_bytes, _MIN_CHUNK_BYTES))
 
 
 class Split:
