@@ -58,6 +58,7 @@ def open_report(browser, path: Path):
     page.on("dialog", dismiss)
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
+    ARTIFACTS.mkdir(exist_ok=True)  # screenshots are kept there for a look after the run
     return page, seen
 
 
@@ -71,7 +72,6 @@ def test_the_sample_report_renders_every_chart_and_matches_queries(browser, tmp_
     assert report.stat().st_size < 2_000_000
 
     page, seen = open_report(browser, report)
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-sample.png"), full_page=True)
     assert seen["console"] == [] and seen["errors"] == []
     assert all(url.startswith("file://") for url in seen["requests"]), seen["requests"]
