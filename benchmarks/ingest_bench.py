@@ -8,12 +8,9 @@ same run, load the same file with DuckDB's native CSV reader into date-
 partitioned Parquet (no line numbers, no quarantine, no exactly-once ledger).
 """
 
-import argparse
 import shutil
-import tempfile
-from pathlib import Path
 
-from common import eventpipe, measure, python, report
+from common import arguments, eventpipe, measure, month_of_events, python, report
 
 BASELINE = """
 import duckdb, sys
@@ -27,20 +24,13 @@ duckdb.sql(f'''
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--workdir", type=Path, default=None, help="where to put data (default: a temp dir)")
-    args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="eventpipe-bench-"))
+    args = arguments(__doc__)
+    workdir = args.workdir
     rows = []
     for size in args.sizes:
-        source = workdir / f"events-{size}.csv.gz"
-        generated = measure(
-            eventpipe("generate", "--events", str(size), "--days", "30", "--out", str(source))
-        )
-        rows.append(("generate (gzip CSV)", size, generated))
+        source, generated = month_of_events(workdir, size)
+        if generated:
+            rows.append(("generate (gzip CSV)", size, generated))
         warehouse = workdir / f"warehouse-{size}"
         shutil.rmtree(warehouse, ignore_errors=True)
         rows.append(

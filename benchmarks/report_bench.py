@@ -7,28 +7,17 @@ For each size: generate a month of events, build the warehouse (``run
 run, the cheapest look at the same warehouse (one ``eventpipe query``).
 """
 
-import argparse
 import shutil
-import tempfile
-from pathlib import Path
 
-from common import eventpipe, measure, report
+from common import arguments, eventpipe, measure, month_of_events, report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--workdir", type=Path, default=None, help="where to put data (default: a temp dir)")
-    args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="eventpipe-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    args = arguments(__doc__)
+    workdir = args.workdir
     rows, sizes = [], []
     for size in args.sizes:
-        source = workdir / f"events-{size}.csv.gz"
-        if not source.exists():
-            measure(eventpipe("generate", "--events", str(size), "--days", "30", "--out", str(source)))
+        source, _ = month_of_events(workdir, size)
         warehouse = workdir / f"warehouse-{size}"
         shutil.rmtree(warehouse, ignore_errors=True)
         measure(eventpipe("run", "-q", "--no-report", "-s", str(source), "-w", str(warehouse)))
