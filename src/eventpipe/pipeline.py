@@ -12,7 +12,7 @@ from eventpipe.quality import QualityResult, report_path, run_checks, write_repo
 from eventpipe.runs import count_late_events, new_run_id, newest_event, record_run
 from eventpipe.settings import Settings
 from eventpipe.silver import SilverResult, build_silver
-from eventpipe.warehouse import Warehouse
+from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, Warehouse
 
 
 @dataclass(frozen=True)
@@ -66,28 +66,39 @@ def run(
     sources: list[str] | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
+    rebuild: bool = False,
 ) -> RunResult:
-    """Ingest new files, rebuild silver, check; then, unless a ``fail`` check failed, gold and its checks."""
+    """Ingest new files, rebuild silver, check; then, unless a ``fail`` check failed, gold and its checks.
+
+    With ``rebuild``, ingest nothing and recompute silver and gold from bronze even if unchanged.
+    """
     began = time.perf_counter()
     now = now or datetime.now(UTC)
     run_id = new_run_id(now)
     warehouse = Warehouse.open(settings.warehouse, create=True)
     with warehouse.lock():
         newest_before = newest_event(warehouse, settings.memory_limit)
-        ingested = ingest(settings, sources, progress)
+        ingested = _nothing_ingested(warehouse) if rebuild else ingest(settings, sources, progress)
         new_files = [f.path for f in ingested.files if f.status is FileStatus.ingested]
         late = count_late_events(warehouse, settings.memory_limit, new_files, newest_before)
-        silver = build_silver(settings, now)
+        silver = build_silver(settings, now, force=rebuild)
         quality = run_checks(settings, ("bronze", "silver"), run_id, now)
         gold = None
         if not quality.failures:  # the previous gold stays as it was
-            gold = build_gold(settings)
+            gold = build_gold(settings, force=rebuild)
             quality = quality.merged(run_checks(settings, ("gold",), run_id, now))
         result = RunResult(run_id, ingested, silver, gold, quality, time.perf_counter() - began, now, late)
         result = replace(result, report=report_path(warehouse, run_id))
         write_report(warehouse, quality, result.summary())
         record_run(warehouse, _run_row(result, new_files))
     return result
+
+
+def _nothing_ingested(warehouse: Warehouse) -> IngestResult:
+    warehouse.require((BRONZE_EVENTS,), built_by="ingest")
+    return IngestResult(
+        [], 0.0, warehouse.table(BRONZE_EVENTS).version(), warehouse.table(QUARANTINE).version()
+    )
 
 
 def _run_row(result: RunResult, new_files: list[str]) -> dict:

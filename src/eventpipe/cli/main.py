@@ -10,6 +10,7 @@ import typer
 
 from eventpipe.cli import console
 from eventpipe.errors import EventpipeError
+from eventpipe.pipeline import RunResult
 from eventpipe.settings import Settings
 
 app = typer.Typer(
@@ -161,6 +162,9 @@ def gold(
         console.print_json(asdict(result))
 
 
+ReportFlag = Annotated[bool, typer.Option(help="Write the HTML report to warehouse/_reports/<run id>.html.")]
+
+
 @app.command()
 def run(
     source: SourceOption = None,
@@ -168,21 +172,61 @@ def run(
     config: ConfigOption = None,
     json: JsonOption = False,
     quiet: QuietOption = False,
-    report: Annotated[
-        bool, typer.Option(help="Write the HTML report to warehouse/_reports/<run id>.html.")
-    ] = True,
+    report: ReportFlag = True,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep polling the sources; run each new set of files as a batch.")
+    ] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 10.0,
 ) -> None:
     """Ingest new files, rebuild silver and gold, and check each layer: the whole pipeline.
 
     A failing `fail` check stops the run before gold (gold stays as it was) and exits 1.
+    With --watch, SIGINT or SIGTERM stops after the batch in flight, which commits whole.
 
     Example: eventpipe run --source data/events --warehouse warehouse
     """
     from eventpipe.pipeline import run as run_pipeline
 
     settings = Settings.load(config, warehouse=warehouse, sources=source or None)
-    with console.progress(quiet) as progress:
-        result = run_pipeline(settings, progress=progress)
+
+    def finish(result: RunResult) -> None:
+        _finish_run(settings, result, report, json)
+
+    with console.progress(quiet or watch) as progress:
+        if watch:
+            last = _watch(settings, interval, finish, progress)
+            failed = last is not None and last.failed
+        else:
+            result = run_pipeline(settings, progress=progress)
+            finish(result)
+            failed = result.failed
+    if failed:
+        raise typer.Exit(1)
+
+
+def _watch(settings: Settings, interval: float, finish, progress) -> RunResult | None:
+    import signal
+    import threading
+
+    from eventpipe.watch import watch
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        console.err.print(f"{signal.Signals(signum).name}: stopping after the batch in flight")
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    sources = ", ".join(settings.sources) or "(none)"
+    console.err.print(
+        f"watching {sources} every {interval:g} s; stop with Ctrl-C or SIGTERM", highlight=False
+    )
+    return watch(settings, stop, interval, finish, progress=progress)
+
+
+def _finish_run(settings: Settings, result: RunResult, report: bool, json: bool) -> None:
+    """Print a run's summary, write its HTML report, and its JSON on stdout if asked."""
     console.print_run_summary(result)
     if report:
         from eventpipe.report import write_html_report
@@ -193,6 +237,26 @@ def run(
             console.print_report(page)
     if json:
         console.print_json(result.summary())
+
+
+@app.command()
+def rebuild(
+    warehouse: WarehouseOption = None,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+    report: ReportFlag = True,
+) -> None:
+    """Recompute silver and gold from bronze, even if unchanged, and check them; ingests nothing.
+
+    Each table is replaced in one commit, so readers see the old table or the new one.
+
+    Example: eventpipe rebuild --warehouse warehouse
+    """
+    from eventpipe.pipeline import run as run_pipeline
+
+    settings = Settings.load(config, warehouse=warehouse)
+    result = run_pipeline(settings, rebuild=True)
+    _finish_run(settings, result, report, json)
     if result.failed:
         raise typer.Exit(1)
 

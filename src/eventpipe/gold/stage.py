@@ -31,8 +31,9 @@ class GoldResult:
     unchanged: bool = False  # silver and the rules were as at the last build: nothing was written
 
 
-def build_gold(settings: Settings) -> GoldResult:
-    """Recompute each gold table from silver events and sessions, unless they are as at the last build."""
+def build_gold(settings: Settings, force: bool = False) -> GoldResult:
+    """Recompute each gold table from silver events and sessions, unless (without ``force``)
+    they are as at the last build."""
     began = time.perf_counter()
     warehouse = Warehouse.open(settings.warehouse, create=False)
     statements = {
@@ -52,7 +53,7 @@ def build_gold(settings: Settings) -> GoldResult:
             "rules": settings.model_dump(mode="json", include={"event_types", "funnel_steps"}),
         }
         last = GOLD_TABLES[-1]  # its commit completes gold, so it carries what gold was built from
-        unchanged = warehouse.exists(last) and built_from(warehouse.table(last)) == inputs
+        unchanged = not force and warehouse.exists(last) and built_from(warehouse.table(last)) == inputs
         if unchanged:
             for table in GOLD_TABLES:
                 rows[table.view] = warehouse.table(table).to_pyarrow_dataset().count_rows()

@@ -61,16 +61,17 @@ def format_of(path: Path) -> tuple[SourceFormat, bool] | None:
     return None
 
 
-def discover(sources: list[str]) -> list[SourceFile]:
+def discover(sources: list[str], allow_empty: bool = False) -> list[SourceFile]:
     """Every readable event file that ``sources`` (files, folders, globs) names, sorted by path.
 
     A folder contributes its supported files, recursively, skipping hidden ones.
+    With ``allow_empty``, a folder or pattern with no event files yet is not an error.
     """
     if not sources:
         raise SourceError("no source given; pass --source PATH (a file, folder or glob)")
     found: dict[Path, SourceFile] = {}
     for source in sources:
-        for path in _expand(source):
+        for path in _expand(source, allow_empty):
             kind = format_of(path)
             if kind is None:
                 raise SourceError(
@@ -80,12 +81,12 @@ def discover(sources: list[str]) -> list[SourceFile]:
     return [found[p] for p in sorted(found)]
 
 
-def _expand(source: str) -> list[Path]:
+def _expand(source: str, allow_empty: bool) -> list[Path]:
     path = Path(source)
     if glob.has_magic(source):
         matches = [Path(p).resolve() for p in glob.glob(source, recursive=True)]
         files = [p for p in matches if p.is_file() and format_of(p)]
-        if not files:
+        if not files and not allow_empty:
             raise SourceError(f"source {source}: the pattern matches no event files")
         return files
     if not path.exists():
@@ -98,7 +99,7 @@ def _expand(source: str) -> list[Path]:
             and format_of(p)
             and not any(part.startswith((".", "_")) for part in p.parts[len(path.parts) :])
         ]
-        if not files:
+        if not files and not allow_empty:
             raise SourceError(
                 f"source folder {source} holds no event files (.csv, .csv.gz, .jsonl, .parquet)"
             )

@@ -63,11 +63,11 @@ def silver_parameters(settings: Settings, now: datetime, buckets: int = 1) -> di
     }
 
 
-def build_silver(settings: Settings, now: datetime | None = None) -> SilverResult:
+def build_silver(settings: Settings, now: datetime | None = None, force: bool = False) -> SilverResult:
     """Rebuild silver events, sessions and the silver part of the quarantine from bronze.
 
-    When bronze and the rules are as they were at the last build, and no event
-    quarantined as "in the future" has come within the tolerance since, nothing is written.
+    Unless ``force``: when bronze and the rules are as they were at the last build, and
+    no event quarantined as "in the future" has come within the tolerance since, nothing is written.
     """
     began = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -78,7 +78,8 @@ def build_silver(settings: Settings, now: datetime | None = None) -> SilverResul
         warehouse.expose(engine, (BRONZE_EVENTS,))
         previous = built_from(warehouse.table(SESSIONS)) if warehouse.exists(SESSIONS) else None
         if (
-            previous
+            not force
+            and previous
             and previous["inputs"] == inputs
             and now < datetime.fromisoformat(previous["valid_until"])
         ):
