@@ -26,3 +26,26 @@ def assert_same_rows(actual: pa.Table | list[dict], expected: list[dict], column
         f"{sum(missing.values())} rows missing, e.g. {list(missing)[:3]}; "
         f"{sum(extra.values())} unexpected, e.g. {list(extra)[:3]} (columns {columns})"
     )
+
+
+def warehouse_rows(warehouse) -> dict[str, Counter]:
+    """Every data table of ``warehouse`` as a multiset of rows, without the processing-time columns.
+
+    The logs (runs, quality_results) are left out: they record each run, not the data.
+    """
+    from deltalake import DeltaTable
+
+    from eventpipe.warehouse import LOGS, TABLES
+
+    found = {}
+    for table in TABLES:
+        path = warehouse / table.path
+        if table in LOGS or not DeltaTable.is_deltatable(str(path)):
+            continue
+        rows = _without(DeltaTable(str(path)).to_pyarrow_table(), "_ingested_at")
+        found[table.view] = as_multiset(rows.to_pylist(), sorted(rows.column_names))
+    return found
+
+
+def _without(table: pa.Table, column: str) -> pa.Table:
+    return table.drop_columns([column]) if column in table.column_names else table

@@ -1,0 +1,177 @@
+"""Runs over files as they arrive give the tables of one run over everything.
+
+Files arrive in any order and any grouping: duplicates across files, late
+events, sessions across file boundaries and midnight. Tables are compared as
+multisets of rows, without the time each row was processed.
+"""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from eventpipe.pipeline import run
+from eventpipe.settings import Settings
+
+from .tables import warehouse_rows
+
+HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+START = datetime(2020, 10, 1, 22, tzinfo=UTC)  # two hours before midnight
+NOW = datetime(2020, 10, 4, tzinfo=UTC)
+
+event_lines = st.builds(
+    lambda minute, kind, user, price: (
+        f"{START + timedelta(minutes=minute):%Y-%m-%d %H:%M:%S} UTC,{kind},{user},7,,acme,{price},{user},s"
+    ),
+    minute=st.integers(0, 240),  # across midnight; gaps around the 30-minute timeout
+    kind=st.sampled_from(["view", "view", "cart", "purchase", "add_to_cart", " VIEW ", "bogus"]),
+    user=st.sampled_from(["1", "2", "3", ""]),  # "" is a missing user: quarantined in silver
+    price=st.sampled_from(["1.5", "20", "-1"]),
+) | st.sampled_from(["not,a,record", "2020-13-45 99:00:00 UTC,view,1,7,,acme,1,1,s"])
+
+
+def write_files(folder: Path, files: list[list[str]]) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, lines in enumerate(files):
+        path = folder / f"part-{i:03d}.csv"
+        path.write_text("\n".join([HEADER, *lines]) + "\n")
+        paths.append(str(path))
+    return paths
+
+
+def one_run(tmp: Path, paths: list[str]) -> dict:
+    settings = Settings.load(warehouse=tmp / "full")
+    run(settings, paths, now=NOW)
+    return warehouse_rows(settings.warehouse)
+
+
+@hypothesis_settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=st.lists(st.lists(event_lines, min_size=1, max_size=15), min_size=2, max_size=5),
+    order=st.randoms(use_true_random=False),
+    duplicated=st.booleans(),
+)
+def test_runs_over_files_in_any_order_equal_one_run(tmp_path_factory, files, order, duplicated):
+    if duplicated:  # the same events again in a later file
+        files = [*files, files[0][: max(1, len(files[0]) // 2)]]
+    tmp = tmp_path_factory.mktemp("incremental")
+    paths = write_files(tmp / "landing", files)
+    expected = one_run(tmp, paths)
+
+    settings = Settings.load(warehouse=tmp / "incremental")
+    arrival = paths[:]
+    order.shuffle(arrival)
+    cuts = sorted(order.sample(range(1, len(arrival)), order.randint(0, len(arrival) - 1)))
+    for batch in (arrival[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrival)], strict=True)):
+        run(settings, batch, now=NOW)
+    assert warehouse_rows(settings.warehouse) == expected
+
+
+@pytest.mark.slow
+def test_the_real_sample_day_by_day_in_shuffled_order(tmp_path, sample_dir):
+    import gzip
+
+    by_day: dict[str, list[str]] = {}
+    with gzip.open(sample_dir / "events_raw.csv.gz", "rt", newline="") as handle:
+        header = next(handle).rstrip("\n")
+        for line in handle:
+            by_day.setdefault(line[:10], []).append(line.rstrip("\n"))
+    assert header == HEADER
+    paths = write_files(tmp_path / "days", list(by_day.values()))
+    expected = one_run(tmp_path, paths)
+    assert sum(expected["bronze_events"].values()) == 100_000
+
+    settings = Settings.load(warehouse=tmp_path / "daily")
+    random.Random(7).shuffle(paths)
+    for batch in range(0, len(paths), 4):  # the day files in shuffled order, four per run
+        run(settings, paths[batch : batch + 4], now=NOW)
+    assert warehouse_rows(settings.warehouse) == expected
+
+
+def eventpipe(*args: str) -> list[str]:
+    return [sys.executable, "-m", "eventpipe", *args]
+
+
+@pytest.mark.slow
+def test_killed_runs_then_rerun_give_the_undisturbed_tables(tmp_path):
+    from eventpipe.generate import generate_files
+
+    landing = tmp_path / "landing"
+    generate_files(landing, 12_000, seed=5, days=2, dirty=True, per_day=True, compress=True)
+    command = ["run", "-q", "--no-report", "-s", str(landing)]
+    began = time.perf_counter()
+    subprocess.run(eventpipe(*command, "-w", str(tmp_path / "undisturbed")), check=True, capture_output=True)
+    undisturbed = time.perf_counter() - began
+    expected = warehouse_rows(tmp_path / "undisturbed")
+
+    chance = random.Random(11)
+    for trial in range(20):
+        warehouse = tmp_path / f"trial-{trial}"
+        process = subprocess.Popen(eventpipe(*command, "-w", str(warehouse)), stderr=subprocess.DEVNULL)
+        time.sleep(chance.uniform(0.1, undisturbed))
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        rerun = subprocess.run(eventpipe(*command, "-w", str(warehouse)), capture_output=True, text=True)
+        assert rerun.returncode == 0, f"trial {trial}: {rerun.stderr}"
+        assert warehouse_rows(warehouse) == expected, f"trial {trial}"
+        shutil.rmtree(warehouse)
+
+
+@pytest.mark.slow
+def test_watch_processes_files_as_they_land_and_stops_cleanly_on_sigterm(tmp_path):
+    from eventpipe.generate import generate_files
+
+    source = tmp_path / "generated"
+    generated = generate_files(source, 12_000, seed=9, days=3, dirty=True, per_day=True)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    warehouse = tmp_path / "watched"
+    watcher = subprocess.Popen(
+        eventpipe(
+            "run", "--watch", "--interval", "0.3", "--no-report", "-s", str(landing), "-w", str(warehouse)
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for i, path in enumerate(sorted(generated.files)):
+            hidden = landing / f".{Path(path).name}"  # written under a hidden name, then renamed
+            shutil.copy(path, hidden)
+            hidden.rename(landing / Path(path).name)
+            _wait_for_runs(warehouse, i + 1)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        _, stderr = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, stderr
+    assert "SIGTERM: stopping after the batch in flight" in stderr
+
+    subprocess.run(
+        eventpipe("run", "-q", "--no-report", "-s", str(landing), "-w", str(tmp_path / "full")), check=True
+    )
+    assert warehouse_rows(warehouse) == warehouse_rows(tmp_path / "full")
+
+
+def _wait_for_runs(warehouse: Path, runs: int, timeout: float = 90) -> None:
+    from deltalake import DeltaTable
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = str(warehouse / "meta/runs")
+        if DeltaTable.is_deltatable(path) and DeltaTable(path).to_pyarrow_dataset().count_rows() >= runs:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the watcher did not finish run {runs} within {timeout} s")
