@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python benchmarks/ingest_bench.py
 	$(BIN)/python benchmarks/run_bench.py
 	$(BIN)/python benchmarks/report_bench.py
+	$(BIN)/python benchmarks/incremental_bench.py
 
 clean:
 	rm -rf $(VENV) data warehouse .pytest_cache .ruff_cache
