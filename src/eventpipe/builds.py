@@ -7,7 +7,7 @@ inputs has nothing to do and commits nothing, so a rerun changes no table.
 
 import json
 
-from deltalake import CommitProperties, DeltaTable
+from deltalake import CommitProperties, DeltaTable, Transaction
 
 _KEY = "eventpipe.built_from"
 
@@ -23,3 +23,16 @@ def built_from(table: DeltaTable) -> dict | None:
 def marked(record: dict) -> CommitProperties:
     """Commit properties that record ``record`` with the commit."""
     return CommitProperties(custom_metadata={_KEY: json.dumps(record, sort_keys=True, default=str)})
+
+
+def applied_version(table: DeltaTable, app_id: str) -> int | None:
+    """The version of ``app_id``'s last transaction committed to ``table``, if any."""
+    return table.transaction_version(app_id)
+
+
+def applying(app_id: str, version: int, record: dict | None = None) -> CommitProperties:
+    """Commit properties recording ``app_id`` at ``version`` (and ``record``, as ``marked`` does)."""
+    return CommitProperties(
+        custom_metadata={_KEY: json.dumps(record, sort_keys=True, default=str)} if record else None,
+        app_transactions=[Transaction(app_id, version)],
+    )

@@ -38,7 +38,7 @@ class TableSpec:
 BRONZE_EVENTS = TableSpec("bronze/events", "bronze_events", "bronze", BRONZE_SCHEMA, ("event_date",))
 QUARANTINE = TableSpec("quarantine/events", "quarantine", "bronze", QUARANTINE_SCHEMA, ("stage",))
 SILVER_EVENTS = TableSpec("silver/events", "silver_events", "silver", partition_by=("event_date",))
-SESSIONS = TableSpec("silver/sessions", "sessions", "silver")
+SESSIONS = TableSpec("silver/sessions", "sessions", "silver", partition_by=("session_date",))
 EVENTS_BY_MINUTE = TableSpec("gold/events_by_minute", "events_by_minute", "gold")
 EVENTS_BY_TYPE = TableSpec("gold/events_by_type", "events_by_type", "gold")
 USER_FUNNEL = TableSpec("gold/user_funnel", "user_funnel", "gold")
@@ -153,11 +153,20 @@ class Warehouse:
         target = self.table(table, schema)
         return write(target, schema, rows.cast(schema), table.partition_by, commit, replace=where or [])
 
-    def append(self, table: TableSpec, rows: pa.Table) -> Written:
-        """Add ``rows`` to the table in one commit."""
+    def append(
+        self,
+        table: TableSpec,
+        rows: pa.Table | pa.RecordBatchReader,
+        commit: CommitProperties | None = None,
+    ) -> Written:
+        """Add ``rows`` to the table in one commit (made even with no rows, for ``commit``)."""
+        if isinstance(rows, pa.Table) and rows.num_columns == 0:  # only the commit, on the table as it is
+            target = self.table(table)
+            return write(target, pa.schema(target.schema().to_arrow()), [], table.partition_by, commit)
         schema = table.schema or rows.schema
         target = self.table(table, schema)
-        return write(target, schema, rows.cast(schema).to_batches(), table.partition_by)
+        batches = rows.cast(schema).to_batches() if isinstance(rows, pa.Table) else rows.cast(schema)
+        return write(target, schema, batches, table.partition_by, commit)
 
     def reports(self) -> Path:
         """The folder of per-run JSON reports."""

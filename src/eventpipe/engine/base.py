@@ -25,6 +25,13 @@ class Engine(ABC):
         """Expose the current version of the Delta table at ``table_path`` as ``name``."""
 
     @abstractmethod
+    def expose_added(self, name: str, table_path: Path, since_version: int) -> bool:
+        """Expose as ``name`` only the rows added to the Delta table since ``since_version``.
+
+        Returns False, exposing nothing, when the engine cannot tell those rows apart.
+        """
+
+    @abstractmethod
     def stream(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, batch_rows: int = 122_880
     ) -> pa.RecordBatchReader:

@@ -61,6 +61,19 @@ class DuckDBEngine(Engine):
         else:
             self.con.register(name, table.to_pyarrow_dataset())
 
+    def expose_added(self, name: str, table_path: Path, since_version: int) -> bool:
+        table = DeltaTable(str(table_path))
+        if not _plain_parquet(table) or self.sealed:
+            return False
+        before = set(DeltaTable(str(table_path), version=since_version).file_uris())
+        added = [f for f in table.file_uris() if f not in before]
+        if added:
+            partitioned = bool(table.metadata().partition_columns)
+            self.con.read_parquet(added, hive_partitioning=partitioned).create_view(name, replace=True)
+        else:  # no new rows: an empty relation with the table's columns
+            self.con.register(name, pa.schema(table.schema().to_arrow()).empty_table())
+        return True
+
     def stream(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, batch_rows: int = 122_880
     ) -> pa.RecordBatchReader:

@@ -49,13 +49,14 @@ WHERE reason IS NOT NULL
 VALID = f"""
 SELECT
     event_time, canonical_type AS event_type, product_id, category_id, category_code, brand, price,
-    user_id, user_session, _source_file, _source_line,
+    user_id, user_session, _source_file, _source_line, 1 AS _copies,
     hash(user_id) % $buckets AS bucket
 FROM ({JUDGED})
 WHERE reason IS NULL
 """
 
-# The valid rows of a bucket, one per distinct content; a deterministic event_id
+# The valid rows of a bucket (``_copies`` of each: 1 for a bronze row, more for a
+# silver event being recomputed), one per distinct content; a deterministic event_id
 # from that content; sessions from gaps per user. Ties in time are ordered by
 # event_id, so the same events always give the same sessions, whatever order
 # they arrived in. A session's id hashes the user and the session's first event.
@@ -66,7 +67,7 @@ WITH distinct_events AS (
         event_time, event_type, product_id, category_id, category_code, brand,
         price, user_id, user_session,
         min(struct_pack(_source_file, _source_line)) AS first_seen,
-        count(*) - 1 AS duplicates
+        sum(_copies)::BIGINT - 1 AS duplicates
     FROM bucket_rows
     GROUP BY ALL
 ), identified AS (

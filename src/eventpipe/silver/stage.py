@@ -14,10 +14,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from eventpipe.builds import built_from, marked
+from eventpipe.builds import applying, built_from, marked
 from eventpipe.engine import Engine
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
+from eventpipe.silver.increment import REJECTS_APPLIED, increment
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
 
 STAGE = "silver"
@@ -77,16 +78,24 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         inputs = {"bronze": bronze.version(), "rules": _rules(settings)}
         warehouse.expose(engine, (BRONZE_EVENTS,))
         previous = built_from(warehouse.table(SESSIONS)) if warehouse.exists(SESSIONS) else None
-        if (
+        current = (
             not force
-            and previous
-            and previous["inputs"] == inputs
+            and previous is not None
+            and previous["inputs"]["rules"] == inputs["rules"]
             and now < datetime.fromisoformat(previous["valid_until"])
-        ):
+            # a run killed between the two commits leaves them apart: build in full
+            and built_from(warehouse.table(SILVER_EVENTS)) == previous
+        )
+        if current and previous["inputs"] == inputs:
             return _as_built(warehouse, engine, began)
         bronze_rows = bronze.to_pyarrow_dataset().count_rows()
         buckets = max(1, math.ceil(bronze_rows / settings.rows_per_bucket))
         params = silver_parameters(settings, now, buckets)
+        if current and settings.max_session_minutes is None:
+            record = {"inputs": inputs, "valid_until": previous["valid_until"]}
+            if increment(warehouse, engine, settings, params, previous, record) is not None:
+                return _as_built(warehouse, engine, began, unchanged=False)
+            warehouse.expose(engine, (BRONZE_EVENTS,))
         # the build stays right until the earliest event quarantined as future comes within the tolerance
         first_future = engine.scalar(
             "SELECT min(event_time) FROM bronze_events WHERE event_time > $future_limit", params
@@ -94,24 +103,22 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         valid_until = (
             first_future - timedelta(hours=settings.future_tolerance_hours) if first_future else _FOREVER
         )
+        record = {"inputs": inputs, "valid_until": valid_until.astimezone(UTC).isoformat()}
         staging = warehouse.scratch() / f"silver-{uuid.uuid4().hex}"
         try:
             rejected = warehouse.replace(
                 QUARANTINE,
                 engine.stream(sql.REJECTED, params),
                 where=[("stage", "=", STAGE)],
+                commit=applying(REJECTS_APPLIED, inputs["bronze"]),
             )
             _stage_buckets(engine, staging / "rows", params)
             build = _BucketBuild(
                 engine, staging, params, sql.events(settings.max_session_minutes is not None)
             )
-            events = warehouse.replace(SILVER_EVENTS, build.events(range(buckets)))
-            # the sessions commit completes silver, so it carries what silver was built from
-            sessions = warehouse.replace(
-                SESSIONS,
-                build.staged_sessions(),
-                commit=marked({"inputs": inputs, "valid_until": valid_until.astimezone(UTC).isoformat()}),
-            )
+            # both commits record what silver was built from; sessions, the last, completes it
+            events = warehouse.replace(SILVER_EVENTS, build.events(range(buckets)), commit=marked(record))
+            sessions = warehouse.replace(SESSIONS, build.staged_sessions(), commit=marked(record))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         warehouse.expose(engine, (QUARANTINE,))
@@ -156,9 +163,9 @@ def _quarantined_by_reason(engine: Engine) -> dict[str, int]:
     return {r["reason"]: r["n"] for r in rows}
 
 
-def _as_built(warehouse: Warehouse, engine: Engine, began: float) -> SilverResult:
-    """The figures of the silver tables as the last build left them."""
-    warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, QUARANTINE))
+def _as_built(warehouse: Warehouse, engine: Engine, began: float, unchanged: bool = True) -> SilverResult:
+    """The figures of the silver tables as they are (``unchanged``: as the last build left them)."""
+    warehouse.expose(engine, (BRONZE_EVENTS, SILVER_EVENTS, SESSIONS, QUARANTINE))
     figures = engine.table(
         """
         SELECT
@@ -173,7 +180,7 @@ def _as_built(warehouse: Warehouse, engine: Engine, began: float) -> SilverResul
         quarantined_by_reason=_quarantined_by_reason(engine),
         seconds=time.perf_counter() - began,
         versions={t.view: warehouse.table(t).version() for t in (SILVER_EVENTS, SESSIONS, QUARANTINE)},
-        unchanged=True,
+        unchanged=unchanged,
     )
 
 

@@ -1,0 +1,131 @@
+"""Silver brought up to date with the bronze rows added since it was built, without a full build.
+
+Added events can only extend or merge sessions, never split them (a new event
+only shortens gaps). So with T the earliest new valid event, the only sessions
+that can change are those ending at or after T minus the timeout; their events
+plus the new rows are sessionized again, exactly as a full build would, and
+the partitions they touch are rewritten. Everything else stays as it is.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from eventpipe.builds import applied_version, applying, marked
+from eventpipe.engine import Engine
+from eventpipe.engine.delta import Written
+from eventpipe.settings import Settings
+from eventpipe.silver import sql
+from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
+
+#: The app transaction that says up to which bronze version silver's rejects are in the quarantine.
+REJECTS_APPLIED = "eventpipe.silver.rejects"
+
+_FIELDS = (
+    "event_time, event_type, product_id, category_id, category_code, brand, price, user_id, user_session"
+)
+
+
+def increment(
+    warehouse: Warehouse, engine: Engine, settings: Settings, params: dict, previous: dict, record: dict
+) -> tuple[Written, Written, datetime] | None:
+    """Apply the bronze rows added since ``previous`` was built; None if the engine cannot tell them apart.
+
+    ``record`` is what the new build records (its ``valid_until`` is lowered here when new
+    rows are in the future). Returns the events and sessions writes and the new valid_until.
+    """
+    since = previous["inputs"]["bronze"]
+    if not engine.expose_added("bronze_events", warehouse.path(BRONZE_EVENTS), since):
+        return None
+    bronze_version = record["inputs"]["bronze"]
+    first_future = engine.scalar(
+        "SELECT min(event_time) FROM bronze_events WHERE event_time > $future_limit", params
+    )
+    valid_until = datetime.fromisoformat(previous["valid_until"])
+    if first_future:
+        valid_until = min(valid_until, first_future - timedelta(hours=settings.future_tolerance_hours))
+    record = {**record, "valid_until": valid_until.astimezone(UTC).isoformat()}
+
+    quarantine = warehouse.table(QUARANTINE)
+    if (applied_version(quarantine, REJECTS_APPLIED) or -1) < bronze_version:  # not twice after a kill
+        warehouse.append(
+            QUARANTINE, engine.stream(sql.REJECTED, params), commit=applying(REJECTS_APPLIED, bronze_version)
+        )
+    engine.execute(f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM ({sql.VALID})", params)
+    warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
+    cutoff = engine.scalar("SELECT min(event_time) - to_microseconds($timeout_us) FROM new_rows", params)
+    engine.execute(
+        "CREATE OR REPLACE TEMP TABLE touched AS "
+        "SELECT session_id, session_date FROM sessions WHERE session_end >= $cutoff",
+        {"cutoff": cutoff},
+    )
+    engine.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE bucket_rows AS
+        SELECT {_FIELDS}, _source_file, _source_line, duplicates + 1 AS _copies
+        FROM silver_events
+        WHERE event_date >= (SELECT min(session_date) FROM touched)
+            AND session_id IN (SELECT session_id FROM touched)
+        UNION ALL
+        SELECT {_FIELDS}, _source_file, _source_line, _copies FROM new_rows
+        """
+    )
+    engine.execute(
+        f"CREATE OR REPLACE TEMP TABLE bucket_events AS {sql.events(max_session_length=False)}", params
+    )
+    engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sql.SESSIONS}")
+    events = _rewrite(
+        warehouse,
+        engine,
+        SILVER_EVENTS,
+        "event_date",
+        "SELECT event_date FROM silver_events WHERE event_date >= (SELECT min(session_date) FROM touched) "
+        "AND session_id IN (SELECT session_id FROM touched)",
+        "bucket_events",
+        record,
+    )
+    sessions = _rewrite(
+        warehouse,
+        engine,
+        SESSIONS,
+        "session_date",
+        "SELECT session_date FROM touched",
+        "new_sessions",
+        record,
+    )
+    for name in ("new_rows", "touched", "bucket_rows", "bucket_events", "new_sessions"):
+        engine.execute(f"DROP TABLE {name}")
+    return events, sessions, valid_until
+
+
+def _rewrite(
+    warehouse: Warehouse,
+    engine: Engine,
+    table,
+    partition: str,
+    old_partitions: str,
+    new_rows: str,
+    record: dict,
+) -> Written:
+    """Replace the partitions holding touched sessions or new rows: untouched rows kept, new ones added."""
+    dates = [
+        r[partition]
+        for r in engine.table(
+            f"SELECT DISTINCT {partition} FROM ({old_partitions}) "
+            f"UNION SELECT DISTINCT {partition} FROM {new_rows}"
+        ).to_pylist()
+    ]
+    if not dates:  # nothing changed here: a commit that only records the build
+        return warehouse.append(table, pa.table({}), commit=marked(record))
+    columns = ", ".join(pa.schema(warehouse.table(table).schema().to_arrow()).names)
+    rows = engine.stream(
+        f"""
+        SELECT {columns} FROM {table.view}
+        WHERE list_contains($dates, {partition}) AND session_id NOT IN (SELECT session_id FROM touched)
+        UNION ALL
+        SELECT {columns} FROM {new_rows}
+        """,
+        {"dates": dates},
+    )
+    where = [(partition, "in", [d.isoformat() for d in dates])]
+    return warehouse.replace(table, rows, where=where, commit=marked(record))
