@@ -25,14 +25,6 @@ def marked(record: dict) -> CommitProperties:
     return CommitProperties(custom_metadata={_KEY: json.dumps(record, sort_keys=True, default=str)})
 
 
-def applied_version(table: DeltaTable, app_id: str) -> int | None:
-    """The version of ``app_id``'s last transaction committed to ``table``, if any."""
-    return table.transaction_version(app_id)
-
-
-def applying(app_id: str, version: int, record: dict | None = None) -> CommitProperties:
-    """Commit properties recording ``app_id`` at ``version`` (and ``record``, as ``marked`` does)."""
-    return CommitProperties(
-        custom_metadata={_KEY: json.dumps(record, sort_keys=True, default=str)} if record else None,
-        app_transactions=[Transaction(app_id, version)],
-    )
+def applying(app_id: str, version: int) -> CommitProperties:
+    """Commit properties recording the app transaction ``app_id`` at ``version``."""
+    return CommitProperties(app_transactions=[Transaction(app_id, version)])

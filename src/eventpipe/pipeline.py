@@ -89,8 +89,9 @@ def run(
             quality = quality.merged(run_checks(settings, ("gold",), run_id, now))
         result = RunResult(run_id, ingested, silver, gold, quality, time.perf_counter() - began, now, late)
         result = replace(result, report=report_path(warehouse, run_id))
-        write_report(warehouse, quality, result.summary())
-        record_run(warehouse, _run_row(result, new_files))
+        summary = result.summary()
+        write_report(warehouse, quality, summary)
+        record_run(warehouse, _run_row(result, summary, new_files))
     return result
 
 
@@ -101,8 +102,7 @@ def _nothing_ingested(warehouse: Warehouse) -> IngestResult:
     )
 
 
-def _run_row(result: RunResult, new_files: list[str]) -> dict:
-    summary = result.summary()
+def _run_row(result: RunResult, summary: dict, new_files: list[str]) -> dict:
     return {
         "run_id": result.run_id,
         "started_at": result.started_at,

@@ -318,12 +318,9 @@ def check(
 
     Example: eventpipe check --warehouse warehouse --json
     """
-    from eventpipe.quality import run_checks, write_report
-    from eventpipe.warehouse import Warehouse
+    from eventpipe.quality import check_warehouse
 
-    settings = Settings.load(config, warehouse=warehouse)
-    result = run_checks(settings)
-    report = write_report(Warehouse.open(settings.warehouse, create=False), result)
+    result, report = check_warehouse(Settings.load(config, warehouse=warehouse))
     console.print_checks(result)
     console.err.print(f"report: {report}", highlight=False, soft_wrap=True)
     if json:

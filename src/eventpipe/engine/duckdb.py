@@ -56,8 +56,7 @@ class DuckDBEngine(Engine):
         if files and _plain_parquet(table) and not self.sealed:
             # DuckDB's own Parquet reader on the snapshot's files: several times
             # faster than scanning through Arrow, and the files are the whole truth.
-            partitioned = bool(table.metadata().partition_columns)
-            self.con.read_parquet(files, hive_partitioning=partitioned).create_view(name, replace=True)
+            self._read_files(name, table, files)
         else:
             self.con.register(name, table.to_pyarrow_dataset())
 
@@ -68,11 +67,14 @@ class DuckDBEngine(Engine):
         before = set(DeltaTable(str(table_path), version=since_version).file_uris())
         added = [f for f in table.file_uris() if f not in before]
         if added:
-            partitioned = bool(table.metadata().partition_columns)
-            self.con.read_parquet(added, hive_partitioning=partitioned).create_view(name, replace=True)
+            self._read_files(name, table, added)
         else:  # no new rows: an empty relation with the table's columns
             self.con.register(name, pa.schema(table.schema().to_arrow()).empty_table())
         return True
+
+    def _read_files(self, name: str, table: DeltaTable, files: list[str]) -> None:
+        partitioned = bool(table.metadata().partition_columns)
+        self.con.read_parquet(files, hive_partitioning=partitioned).create_view(name, replace=True)
 
     def stream(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, batch_rows: int = 122_880

@@ -64,12 +64,9 @@ def build_gold_layer(params: Mapping[str, Any] | None = None) -> dict:
 
 def run_quality_checks(params: Mapping[str, Any] | None = None) -> dict:
     """Every check; raises :class:`QualityCheckFailed` when a ``fail`` check fails."""
-    from eventpipe.quality import run_checks, write_report
-    from eventpipe.warehouse import Warehouse
+    from eventpipe.quality import check_warehouse
 
-    settings = settings_from(params)
-    result = run_checks(settings)
-    report = write_report(Warehouse.open(settings.warehouse, create=False), result)
+    result, report = check_warehouse(settings_from(params))
     if result.failures:
         failed = ", ".join(f"{c.name} ({c.offending_rows} offending rows)" for c in result.failures)
         raise QualityCheckFailed(f"quality check(s) failed: {failed}; see {report}")

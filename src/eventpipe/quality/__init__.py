@@ -1,5 +1,5 @@
 from eventpipe.quality.checks import BUILT_IN_CHECKS, Check, all_checks
-from eventpipe.quality.report import report_path, write_report
+from eventpipe.quality.report import check_warehouse, report_path, write_report
 from eventpipe.quality.runner import CheckResult, QualityResult, run_checks
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "CheckResult",
     "QualityResult",
     "all_checks",
+    "check_warehouse",
     "report_path",
     "run_checks",
     "write_report",

@@ -5,7 +5,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from eventpipe.jsontext import dumps
-from eventpipe.quality.runner import QualityResult
+from eventpipe.quality.runner import QualityResult, run_checks
+from eventpipe.settings import Settings
 from eventpipe.warehouse import Warehouse
 
 
@@ -25,6 +26,12 @@ def write_report(warehouse: Warehouse, quality: QualityResult, run: dict | None 
     partial.write_text(dumps(report) + "\n")
     os.replace(partial, path)
     return path
+
+
+def check_warehouse(settings: Settings) -> tuple[QualityResult, Path]:
+    """Run every check on the warehouse and write their report; returns both."""
+    result = run_checks(settings)
+    return result, write_report(Warehouse.open(settings.warehouse, create=False), result)
 
 
 def report_path(warehouse: Warehouse, run_id: str) -> Path:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from eventpipe.builds import applied_version, applying, marked
+from eventpipe.builds import applying, marked
 from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written
 from eventpipe.settings import Settings
@@ -28,15 +28,15 @@ _FIELDS = (
 
 def increment(
     warehouse: Warehouse, engine: Engine, settings: Settings, params: dict, previous: dict, record: dict
-) -> tuple[Written, Written, datetime] | None:
-    """Apply the bronze rows added since ``previous`` was built; None if the engine cannot tell them apart.
+) -> bool:
+    """Apply the bronze rows added since ``previous`` was built; False if the engine cannot tell them apart.
 
     ``record`` is what the new build records (its ``valid_until`` is lowered here when new
-    rows are in the future). Returns the events and sessions writes and the new valid_until.
+    rows are in the future).
     """
     since = previous["inputs"]["bronze"]
     if not engine.expose_added("bronze_events", warehouse.path(BRONZE_EVENTS), since):
-        return None
+        return False
     bronze_version = record["inputs"]["bronze"]
     first_future = engine.scalar(
         "SELECT min(event_time) FROM bronze_events WHERE event_time > $future_limit", params
@@ -47,7 +47,7 @@ def increment(
     record = {**record, "valid_until": valid_until.astimezone(UTC).isoformat()}
 
     quarantine = warehouse.table(QUARANTINE)
-    if (applied_version(quarantine, REJECTS_APPLIED) or -1) < bronze_version:  # not twice after a kill
+    if (quarantine.transaction_version(REJECTS_APPLIED) or -1) < bronze_version:  # not twice after a kill
         warehouse.append(
             QUARANTINE, engine.stream(sql.REJECTED, params), commit=applying(REJECTS_APPLIED, bronze_version)
         )
@@ -74,7 +74,7 @@ def increment(
         f"CREATE OR REPLACE TEMP TABLE bucket_events AS {sql.events(max_session_length=False)}", params
     )
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sql.SESSIONS}")
-    events = _rewrite(
+    _rewrite(
         warehouse,
         engine,
         SILVER_EVENTS,
@@ -84,7 +84,7 @@ def increment(
         "bucket_events",
         record,
     )
-    sessions = _rewrite(
+    _rewrite(
         warehouse,
         engine,
         SESSIONS,
@@ -95,7 +95,7 @@ def increment(
     )
     for name in ("new_rows", "touched", "bucket_rows", "bucket_events", "new_sessions"):
         engine.execute(f"DROP TABLE {name}")
-    return events, sessions, valid_until
+    return True
 
 
 def _rewrite(

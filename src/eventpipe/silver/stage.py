@@ -93,7 +93,7 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         params = silver_parameters(settings, now, buckets)
         if current and settings.max_session_minutes is None:
             record = {"inputs": inputs, "valid_until": previous["valid_until"]}
-            if increment(warehouse, engine, settings, params, previous, record) is not None:
+            if increment(warehouse, engine, settings, params, previous, record):
                 return _as_built(warehouse, engine, began, unchanged=False)
             warehouse.expose(engine, (BRONZE_EVENTS,))
         # the build stays right until the earliest event quarantined as future comes within the tolerance
