@@ -159,6 +159,7 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
         by_user[e["user_id"]].append(e)
         by_day[e["event_date"]].append(e)
     sessions_by_day = defaultdict(list)
+    session_dates = {s["session_id"]: s["session_date"] for s in session_rows}
     for s in session_rows:
         sessions_by_day[s["session_date"]].append(s)
     return {
@@ -204,8 +205,37 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
             }
             for d, es in by_day.items()
         ],
+        "funnel_sessions": [
+            {"session_id": k, "session_date": session_dates[k], "step_times": times}
+            for k, times in step_times(events, "session_id", settings.funnel_steps).items()
+        ],
+        "funnel_users": [
+            {"user_id": k, "step_times": times}
+            for k, times in step_times(events, "user_id", settings.funnel_steps).items()
+        ],
         "funnel": funnel(events, settings.funnel_steps),
     }
+
+
+def step_times(events: list[dict], key: str, steps: list[str]) -> dict[object, list]:
+    """Per entity that entered the first step: when it entered each step, in order (None once it stops)."""
+    grouped = defaultdict(list)
+    for e in events:
+        grouped[e[key]].append(e)
+    entered = {}
+    for entity, mine in grouped.items():
+        times, at = [], None
+        for index, step in enumerate(steps):
+            later = sorted(
+                e["event_time"]
+                for e in mine
+                if e["event_type"] == step and (index == 0 or (at is not None and e["event_time"] >= at))
+            )
+            at = later[0] if later else None
+            times.append(at)
+        if times[0] is not None:
+            entered[entity] = times
+    return entered
 
 
 def funnel(events: list[dict], steps: list[str]) -> list[dict]:

@@ -9,6 +9,8 @@ import pyarrow as pa
 def rounded(value):
     if isinstance(value, float) and not math.isnan(value):
         return round(value, 6)
+    if isinstance(value, list):  # list cells (funnel step times) compared element by element
+        return tuple(rounded(v) for v in value)
     return value
 
 

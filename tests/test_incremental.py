@@ -77,9 +77,12 @@ def test_runs_over_files_in_any_order_equal_one_run(tmp_path_factory, files, ord
     arrival = paths[:]
     order.shuffle(arrival)
     cuts = sorted(order.sample(range(1, len(arrival)), order.randint(0, len(arrival) - 1)))
-    for batch in (arrival[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrival)], strict=True)):
+    results = [
         run(settings, batch, now=NOW)
+        for batch in (arrival[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrival)], strict=True))
+    ]
     assert warehouse_rows(settings.warehouse) == expected
+    assert all(r.gold.incremental for r in results[1:])  # later runs recomputed only what changed
 
 
 @pytest.mark.slow
@@ -98,9 +101,10 @@ def test_the_real_sample_day_by_day_in_shuffled_order(tmp_path, sample_dir):
 
     settings = Settings.load(warehouse=tmp_path / "daily")
     random.Random(7).shuffle(paths)
-    for batch in range(0, len(paths), 4):  # the day files in shuffled order, four per run
-        run(settings, paths[batch : batch + 4], now=NOW)
+    # the day files in shuffled order, four per run
+    results = [run(settings, paths[batch : batch + 4], now=NOW) for batch in range(0, len(paths), 4)]
     assert warehouse_rows(settings.warehouse) == expected
+    assert all(r.gold.incremental for r in results[1:])
 
 
 def eventpipe(*args: str) -> list[str]:

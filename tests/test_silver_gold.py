@@ -7,7 +7,7 @@ import pytest
 from eventpipe.generate import generate_files
 from eventpipe.pipeline import run
 from eventpipe.settings import Settings
-from eventpipe.warehouse import BRONZE_EVENTS, GOLD_TABLES, QUARANTINE, SESSIONS, SILVER_EVENTS
+from eventpipe.warehouse import BRONZE_EVENTS, FUNNEL, GOLD_TABLES, QUARANTINE, SESSIONS, SILVER_EVENTS
 
 from . import reference
 from .conftest import read
@@ -101,7 +101,7 @@ def test_hand_built_edge_cases(settings, tmp_path):
         "price: negative",
         "user_id: missing",
     ]
-    funnel = {(r["level"], r["step"]): r["entered"] for r in read(settings, GOLD_TABLES[3]).to_pylist()}
+    funnel = {(r["level"], r["step"]): r["entered"] for r in read(settings, FUNNEL).to_pylist()}
     # user 1 views, carts, then purchases in a second session: the user funnel sees all three
     assert funnel[("user", "purchase")] == 1 and funnel[("session", "purchase")] == 0
     assert funnel[("user", "view")] == 3 and funnel[("session", "view")] == 3

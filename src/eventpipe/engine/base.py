@@ -32,6 +32,14 @@ class Engine(ABC):
         """
 
     @abstractmethod
+    def expose_version(self, name: str, table_path: Path, version: int) -> bool:
+        """Expose as ``name`` the Delta table as it was at ``version``.
+
+        Returns False, exposing nothing, when the engine cannot read that version
+        (its files were vacuumed, say).
+        """
+
+    @abstractmethod
     def stream(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, batch_rows: int = 122_880
     ) -> pa.RecordBatchReader:

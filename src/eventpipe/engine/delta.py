@@ -245,3 +245,21 @@ def _json_value(value: object) -> object:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def changed_partitions(table: DeltaTable, since_version: int, column: str) -> set[str] | None:
+    """Values of partition ``column`` whose files were added or removed since ``since_version``.
+
+    None when that version cannot be read or a file is outside any partition.
+    """
+    try:
+        before = set(DeltaTable(table.table_uri, version=since_version).file_uris())
+    except Exception:  # the log no longer reaches back that far
+        return None
+    values = set()
+    for uri in before.symmetric_difference(table.file_uris()):
+        folder = Path(uri).parent.name
+        if not folder.startswith(f"{column}="):
+            return None
+        values.add(folder.split("=", 1)[1])
+    return values

@@ -72,6 +72,17 @@ class DuckDBEngine(Engine):
             self.con.register(name, pa.schema(table.schema().to_arrow()).empty_table())
         return True
 
+    def expose_version(self, name: str, table_path: Path, version: int) -> bool:
+        table = DeltaTable(str(table_path), version=version)
+        files = table.file_uris()
+        if not _plain_parquet(table) or self.sealed or not all(Path(f).exists() for f in files):
+            return False
+        if files:
+            self._read_files(name, table, files)
+        else:
+            self.con.register(name, pa.schema(table.schema().to_arrow()).empty_table())
+        return True
+
     def _read_files(self, name: str, table: DeltaTable, files: list[str]) -> None:
         partitioned = bool(table.metadata().partition_columns)
         self.con.read_parquet(files, hive_partitioning=partitioned).create_view(name, replace=True)

@@ -1,7 +1,9 @@
-"""The gold tables as SQL over ``silver_events`` and ``sessions``.
+"""The gold tables as SQL over named relations of silver events and sessions.
 
-Statements that depend on settings (the canonical types, the funnel steps)
-are built by functions; values go in as parameters, names through ``ident``.
+Each statement reads the relation it is given (``silver_events`` for a full
+build, a restricted view of it for an incremental one), so a build of some
+minutes, days or users runs exactly the SQL a full build runs. Values go in as
+parameters, names through ``ident``.
 """
 
 from eventpipe.sql import ident
@@ -10,7 +12,7 @@ from eventpipe.sql import ident
 _REVENUE = "CAST(sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = 'purchase') AS DOUBLE)"
 
 
-def events_by_minute(event_types: list[str]) -> tuple[str, dict]:
+def events_by_minute(event_types: list[str], events: str = "silver_events") -> tuple[str, dict]:
     """Events per minute, in total and per canonical type (one column named after each type)."""
     per_type = ",\n    ".join(
         f"count(*) FILTER (WHERE event_type = $type_{i}) AS {ident(t)}" for i, t in enumerate(event_types)
@@ -20,19 +22,22 @@ SELECT
     date_trunc('minute', event_time) AS minute,
     count(*) AS events_count,
     {per_type}
-FROM silver_events
+FROM {events}
 GROUP BY 1
 """
     return statement, {f"type_{i}": t for i, t in enumerate(event_types)}
 
 
-EVENTS_BY_TYPE = """
+def events_by_type(events: str = "silver_events") -> str:
+    return f"""
 SELECT event_type, count(*) AS events_count, count(DISTINCT user_id) AS users
-FROM silver_events
+FROM {events}
 GROUP BY 1
 """
 
-USER_FUNNEL = f"""
+
+def user_funnel(events: str = "silver_events") -> str:
+    return f"""
 SELECT
     user_id,
     count(*) FILTER (WHERE event_type = 'view') AS views,
@@ -40,11 +45,13 @@ SELECT
     count(*) FILTER (WHERE event_type = 'remove_from_cart') AS removals,
     count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
     coalesce({_REVENUE}, 0) AS revenue
-FROM silver_events
+FROM {events}
 GROUP BY 1
 """
 
-SESSIONS_DAILY = """
+
+def sessions_daily(sessions: str = "sessions") -> str:
+    return f"""
 SELECT
     session_date AS date,
     count(*) AS sessions,
@@ -53,11 +60,13 @@ SELECT
     avg(session_length_minutes) AS mean_session_minutes,
     avg(CASE WHEN events_count = 1 THEN 1.0 ELSE 0.0 END) AS bounce_rate,
     avg(CASE WHEN converted THEN 1.0 ELSE 0.0 END) AS conversion_rate
-FROM sessions
+FROM {sessions}
 GROUP BY 1
 """
 
-DAILY_METRICS = f"""
+
+def daily_metrics(events: str = "silver_events") -> str:
+    return f"""
 SELECT
     event_date AS date,
     count(DISTINCT user_id) AS active_users,
@@ -65,49 +74,67 @@ SELECT
     count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
     coalesce({_REVENUE}, 0) AS revenue,
     {_REVENUE} / nullif(count(*) FILTER (WHERE event_type = 'purchase'), 0) AS average_order_value
-FROM silver_events
+FROM {events}
 GROUP BY 1
 """
 
 
-def funnel(steps: list[str]) -> tuple[str, dict]:
-    """The ordered funnel per session and per user.
+def step_times(steps: list[str], entity: str, events: str = "silver_events") -> tuple[str, dict]:
+    """When each ``entity`` (``session_id`` or ``user_id``) entered each step of the ordered funnel.
 
-    An entity enters step k at its earliest step-k event at or after the time it
-    entered step k-1; it enters step 1 at its first step-1 event.
+    One row per entity that entered the first step: ``step_times[k]`` is its
+    earliest step-k event at or after it entered step k-1 (NULL if it never did);
+    it enters step 1 at its first step-1 event.
     """
-    parts = []
-    for level, entity in (("session", "session_id"), ("user", "user_id")):
-        reached = [
-            f"{level}_1 AS (SELECT {entity} AS entity, min(event_time) AS at FROM silver_events "
-            f"WHERE event_type = $step_1 GROUP BY 1)"
-        ]
-        for k in range(2, len(steps) + 1):
-            reached.append(
-                f"{level}_{k} AS (SELECT e.{entity} AS entity, min(e.event_time) AS at "
-                f"FROM silver_events AS e JOIN {level}_{k - 1} AS p "
-                f"ON e.{entity} = p.entity AND e.event_time >= p.at "
-                f"WHERE e.event_type = $step_{k} GROUP BY 1)"
-            )
-        parts.append((level, reached))
+    key = ident(entity)
+    reached = [
+        f"step_1 AS (SELECT {key} AS entity, min(event_time) AS at FROM {events} "
+        f"WHERE event_type = $step_1 GROUP BY 1)"
+    ]
+    for k in range(2, len(steps) + 1):
+        reached.append(
+            f"step_{k} AS (SELECT e.{key} AS entity, min(e.event_time) AS at "
+            f"FROM {events} AS e JOIN step_{k - 1} AS p ON e.{key} = p.entity AND e.event_time >= p.at "
+            f"WHERE e.event_type = $step_{k} GROUP BY 1)"
+        )
+    times = ", ".join(f"step_{k}.at" for k in range(1, len(steps) + 1))
+    joins = " ".join(f"LEFT JOIN step_{k} USING (entity)" for k in range(2, len(steps) + 1))
+    ctes = ",\n".join(reached)
+    statement = f"""
+WITH {ctes}
+SELECT entity AS {key}, [{times}] AS step_times
+FROM step_1 {joins}
+"""
+    return statement, {f"step_{k}": s for k, s in enumerate(steps, start=1)}
 
-    ctes = ",\n".join(cte for _, reached in parts for cte in reached)
+
+def session_step_times(steps: list[str], events: str, sessions: str) -> tuple[str, dict]:
+    """``step_times`` per session, with the session's date (the table is partitioned by it)."""
+    statement, params = step_times(steps, "session_id", events)
+    return (
+        f"SELECT t.session_id, s.session_date, t.step_times FROM ({statement}) AS t "
+        f"JOIN {sessions} AS s USING (session_id)",
+        params,
+    )
+
+
+def funnel(steps: list[str]) -> tuple[str, dict]:
+    """The ordered funnel per session and per user, from ``funnel_sessions`` and ``funnel_users``:
+    how many entered each step, conversion, and the median time from the previous step."""
     counts = []
-    for level, _ in parts:
+    for level, entities in (("session", "funnel_sessions"), ("user", "funnel_users")):
         counts.append(
             f"SELECT '{level}' AS level, 1 AS step_number, $step_1 AS step, "
-            f"(SELECT count(*) FROM {level}_1) AS entered, NULL::DOUBLE AS median_seconds_from_previous"
+            f"(SELECT count(*) FROM {entities}) AS entered, NULL::DOUBLE AS median_seconds_from_previous"
         )
         for k in range(2, len(steps) + 1):
             counts.append(
-                f"SELECT '{level}', {k}, $step_{k}, (SELECT count(*) FROM {level}_{k}), "
-                f"(SELECT median(epoch(c.at - p.at)) FROM {level}_{k} AS c "
-                f"JOIN {level}_{k - 1} AS p USING (entity))"
+                f"SELECT '{level}', {k}, $step_{k}, count(step_times[{k}]), "
+                f"median(epoch(step_times[{k}] - step_times[{k - 1}])) FROM {entities}"
             )
     union = "\nUNION ALL ".join(counts)
     statement = f"""
-WITH {ctes},
-steps AS ({union})
+WITH steps AS ({union})
 SELECT
     level, step_number, step, entered,
     entered / nullif(lag(entered) OVER (PARTITION BY level ORDER BY step_number), 0)

@@ -1,16 +1,20 @@
-"""The gold stage: every gold table recomputed from silver and swapped in atomically."""
+"""The gold stage: gold tables brought up to date with silver, each swapped in atomically."""
 
 import time
 from dataclasses import dataclass, field
 
 from eventpipe.builds import built_from, marked
+from eventpipe.engine import Engine
 from eventpipe.gold import sql
+from eventpipe.gold.increment import increment
 from eventpipe.settings import Settings
 from eventpipe.warehouse import (
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
     EVENTS_BY_TYPE,
     FUNNEL,
+    FUNNEL_SESSIONS,
+    FUNNEL_USERS,
     GOLD_TABLES,
     SESSIONS,
     SESSIONS_DAILY,
@@ -29,42 +33,80 @@ class GoldResult:
     funnel: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     unchanged: bool = False  # silver and the rules were as at the last build: nothing was written
+    incremental: bool = False  # only the rows that silver's changes touch were recomputed
 
 
 def build_gold(settings: Settings, force: bool = False) -> GoldResult:
-    """Recompute each gold table from silver events and sessions, unless (without ``force``)
-    they are as at the last build."""
+    """Bring each gold table up to date with silver events and sessions.
+
+    Every gold commit records what it was built from. When all of them record
+    the same build, and silver has since only had events added, only the
+    touched rows are recomputed; with the same inputs (and no ``force``)
+    nothing is written; otherwise everything is rebuilt.
+    """
     began = time.perf_counter()
     warehouse = Warehouse.open(settings.warehouse, create=False)
-    statements = {
-        EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
-        EVENTS_BY_TYPE: (sql.EVENTS_BY_TYPE, {}),
-        USER_FUNNEL: (sql.USER_FUNNEL, {}),
-        FUNNEL: sql.funnel(settings.funnel_steps),
-        SESSIONS_DAILY: (sql.SESSIONS_DAILY, {}),
-        DAILY_METRICS: (sql.DAILY_METRICS, {}),
-    }
-    rows, versions = {}, {}
     warehouse.require((SILVER_EVENTS, SESSIONS), built_by="silver")
     with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
+        silver = built_from(warehouse.table(SESSIONS)) or {}
         inputs = {
             "silver_events": warehouse.table(SILVER_EVENTS).version(),
             "sessions": warehouse.table(SESSIONS).version(),
+            # silver's full build and the bronze version it is up to: what lets gold follow its increments
+            "silver_build": silver.get("build"),
+            "bronze": silver.get("inputs", {}).get("bronze"),
             "rules": settings.model_dump(mode="json", include={"event_types", "funnel_steps"}),
         }
-        last = GOLD_TABLES[-1]  # its commit completes gold, so it carries what gold was built from
-        unchanged = not force and warehouse.exists(last) and built_from(warehouse.table(last)) == inputs
-        if unchanged:
-            for table in GOLD_TABLES:
-                rows[table.view] = warehouse.table(table).to_pyarrow_dataset().count_rows()
-                versions[table.view] = warehouse.table(table).version()
-        else:
-            warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
-            for table in GOLD_TABLES:
-                statement, params = statements[table]
-                commit = marked(inputs) if table is last else None
-                written = warehouse.replace(table, engine.stream(statement, params), commit=commit)
-                rows[table.view], versions[table.view] = written.rows, written.version
+        records = [built_from(warehouse.table(t)) if warehouse.exists(t) else None for t in GOLD_TABLES]
+        # a run killed between gold's commits leaves them apart: build in full
+        previous = records[0] if all(r == records[0] for r in records) else None
+        unchanged = not force and previous == inputs
+        written = None
+        if not unchanged and not force and _follows(previous, inputs):
+            written = increment(warehouse, engine, settings, previous, inputs)
+            if written is not None:
+                warehouse.expose(engine, (FUNNEL_SESSIONS, FUNNEL_USERS))
+                written[FUNNEL] = _write_funnel(warehouse, engine, settings, inputs)
+        if not unchanged and written is None:
+            _build_all(warehouse, engine, settings, inputs)
+        rows, versions = {}, {}
+        for table in GOLD_TABLES:
+            delta = warehouse.table(table)
+            rows[table.view] = delta.to_pyarrow_dataset().count_rows()
+            versions[table.view] = delta.version()
         warehouse.expose(engine, (FUNNEL,))
         funnel = engine.table("SELECT * FROM funnel ORDER BY level, step_number").to_pylist()
-    return GoldResult(rows, versions, funnel, time.perf_counter() - began, unchanged)
+    return GoldResult(rows, versions, funnel, time.perf_counter() - began, unchanged, written is not None)
+
+
+def _follows(previous: dict | None, inputs: dict) -> bool:
+    """Whether silver has only had events added since gold was built from ``previous``."""
+    return (
+        previous is not None
+        and previous["rules"] == inputs["rules"]
+        and previous.get("silver_build") is not None
+        and previous["silver_build"] == inputs["silver_build"]
+        and previous["bronze"] is not None
+    )
+
+
+def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs: dict) -> None:
+    warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
+    statements = {
+        EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
+        EVENTS_BY_TYPE: (sql.events_by_type(), {}),
+        USER_FUNNEL: (sql.user_funnel(), {}),
+        FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "silver_events", "sessions"),
+        FUNNEL_USERS: sql.step_times(settings.funnel_steps, "user_id"),
+        SESSIONS_DAILY: (sql.sessions_daily(), {}),
+        DAILY_METRICS: (sql.daily_metrics(), {}),
+    }
+    for table, (statement, params) in statements.items():
+        warehouse.replace(table, engine.stream(statement, params), commit=marked(inputs))
+    warehouse.expose(engine, (FUNNEL_SESSIONS, FUNNEL_USERS))
+    _write_funnel(warehouse, engine, settings, inputs)
+
+
+def _write_funnel(warehouse: Warehouse, engine: Engine, settings: Settings, inputs: dict):
+    statement, params = sql.funnel(settings.funnel_steps)
+    return warehouse.replace(FUNNEL, engine.stream(statement, params), commit=marked(inputs))

@@ -92,7 +92,7 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         buckets = max(1, math.ceil(bronze_rows / settings.rows_per_bucket))
         params = silver_parameters(settings, now, buckets)
         if current and settings.max_session_minutes is None:
-            record = {"inputs": inputs, "valid_until": previous["valid_until"]}
+            record = {**previous, "inputs": inputs}  # the same full build, brought further
             if increment(warehouse, engine, settings, params, previous, record):
                 return _as_built(warehouse, engine, began, unchanged=False)
             warehouse.expose(engine, (BRONZE_EVENTS,))
@@ -103,7 +103,12 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         valid_until = (
             first_future - timedelta(hours=settings.future_tolerance_hours) if first_future else _FOREVER
         )
-        record = {"inputs": inputs, "valid_until": valid_until.astimezone(UTC).isoformat()}
+        # "build" names this full build; increments keep it, so gold can tell it only had events added
+        record = {
+            "inputs": inputs,
+            "valid_until": valid_until.astimezone(UTC).isoformat(),
+            "build": uuid.uuid4().hex,
+        }
         staging = warehouse.scratch() / f"silver-{uuid.uuid4().hex}"
         try:
             rejected = warehouse.replace(

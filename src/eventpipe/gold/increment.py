@@ -1,0 +1,151 @@
+"""Gold brought up to date with what silver changed since gold was built.
+
+Silver's incremental builds only add events: to the users with new bronze
+rows, on the days whose partitions they rewrite. So gold recomputes, with the
+same SQL as a full build, only the rows those touch: the minutes and days of
+rewritten event partitions, the dates of rewritten session partitions, the
+users with new rows, the sessions of rewritten partitions. Rows of
+``events_by_type`` are sums over users: the changed users' share is taken out
+as it was (silver at the version gold was built from) and put back as it is.
+"""
+
+from datetime import date
+
+import pyarrow as pa
+
+from eventpipe.builds import marked
+from eventpipe.engine import Engine
+from eventpipe.engine.delta import Written, changed_partitions
+from eventpipe.gold import sql
+from eventpipe.settings import Settings
+from eventpipe.warehouse import (
+    BRONZE_EVENTS,
+    DAILY_METRICS,
+    EVENTS_BY_MINUTE,
+    EVENTS_BY_TYPE,
+    FUNNEL_SESSIONS,
+    FUNNEL_USERS,
+    GOLD_TABLES,
+    SESSIONS,
+    SESSIONS_DAILY,
+    SILVER_EVENTS,
+    USER_FUNNEL,
+    TableSpec,
+    Warehouse,
+)
+
+_CHANGED_USERS = "user_id IN (SELECT user_id FROM changed_users)"
+
+
+def increment(
+    warehouse: Warehouse, engine: Engine, settings: Settings, previous: dict, record: dict
+) -> dict[TableSpec, Written] | None:
+    """Update every gold table but the funnel; None (nothing written) if the changes cannot be told."""
+    event_dates = changed_partitions(warehouse.table(SILVER_EVENTS), previous["silver_events"], "event_date")
+    session_dates = changed_partitions(warehouse.table(SESSIONS), previous["sessions"], "session_date")
+    if (
+        event_dates is None
+        or session_dates is None
+        or not engine.expose_added("new_bronze", warehouse.path(BRONZE_EVENTS), previous["bronze"])
+        or not engine.expose_version(
+            "old_silver_events", warehouse.path(SILVER_EVENTS), previous["silver_events"]
+        )
+    ):
+        return None
+    in_days, in_session_days = _within("event_date", event_dates), _within("session_date", session_dates)
+    warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, *GOLD_TABLES))
+    engine.execute(
+        "CREATE OR REPLACE TEMP TABLE changed_users AS "
+        "SELECT DISTINCT user_id FROM new_bronze WHERE user_id IS NOT NULL"
+    )
+    views = {
+        "day_events": f"SELECT * FROM silver_events WHERE {in_days}",
+        "day_sessions": f"SELECT * FROM sessions WHERE {in_session_days}",
+        "user_events": f"SELECT * FROM silver_events WHERE {_CHANGED_USERS}",
+        "old_user_events": f"SELECT * FROM old_silver_events WHERE {_CHANGED_USERS}",
+        # a session's events are on or after its date: its partition and later ones
+        "session_events": f"SELECT * FROM silver_events WHERE {_from_first('event_date', session_dates)} "
+        "AND session_id IN (SELECT session_id FROM day_sessions)",
+    }
+    for name, query in views.items():
+        engine.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
+
+    minute_sql, minute_params = sql.events_by_minute(settings.event_types, "day_events")
+    statements = {
+        EVENTS_BY_MINUTE: (
+            f"SELECT * FROM events_by_minute WHERE NOT {_within('CAST(minute AS DATE)', event_dates)} "
+            f"UNION ALL SELECT * FROM ({minute_sql})",
+            minute_params,
+        ),
+        EVENTS_BY_TYPE: (_events_by_type_updated(), {}),
+        USER_FUNNEL: (
+            f"SELECT * FROM user_funnel WHERE NOT {_CHANGED_USERS} "
+            f"UNION ALL SELECT * FROM ({sql.user_funnel('user_events')})",
+            {},
+        ),
+        SESSIONS_DAILY: (
+            f"SELECT * FROM sessions_daily WHERE NOT {_within('date', session_dates)} "
+            f"UNION ALL SELECT * FROM ({sql.sessions_daily('day_sessions')})",
+            {},
+        ),
+        DAILY_METRICS: (
+            f"SELECT * FROM daily_metrics WHERE NOT {_within('date', event_dates)} "
+            f"UNION ALL SELECT * FROM ({sql.daily_metrics('day_events')})",
+            {},
+        ),
+    }
+    users_sql, users_params = sql.step_times(settings.funnel_steps, "user_id", "user_events")
+    statements[FUNNEL_USERS] = (
+        f"SELECT * FROM funnel_users WHERE NOT {_CHANGED_USERS} UNION ALL SELECT * FROM ({users_sql})",
+        users_params,
+    )
+    written = {}
+    for table, (statement, params) in statements.items():
+        written[table] = warehouse.replace(table, engine.stream(statement, params), commit=marked(record))
+    if session_dates:
+        statement, params = sql.session_step_times(settings.funnel_steps, "session_events", "day_sessions")
+        written[FUNNEL_SESSIONS] = warehouse.replace(
+            FUNNEL_SESSIONS,
+            engine.stream(statement, params),
+            where=[("session_date", "in", sorted(session_dates))],
+            commit=marked(record),
+        )
+    else:  # no session changed: a commit that only records the build
+        written[FUNNEL_SESSIONS] = warehouse.append(FUNNEL_SESSIONS, pa.table({}), commit=marked(record))
+    for name in ("day_events", "day_sessions", "user_events", "old_user_events", "session_events"):
+        engine.execute(f"DROP VIEW {name}")
+    engine.execute("DROP TABLE changed_users")
+    return written
+
+
+def _events_by_type_updated() -> str:
+    """``events_by_type`` with the changed users' rows as they were taken out and as they are put in."""
+    return f"""
+WITH before AS ({sql.events_by_type("old_user_events")}),
+after AS ({sql.events_by_type("user_events")}),
+updated AS (
+    SELECT
+        event_type,
+        coalesce(t.events_count, 0) - coalesce(b.events_count, 0) + coalesce(a.events_count, 0)
+            AS events_count,
+        coalesce(t.users, 0) - coalesce(b.users, 0) + coalesce(a.users, 0) AS users
+    FROM events_by_type AS t FULL JOIN before AS b USING (event_type) FULL JOIN after AS a USING (event_type)
+)
+SELECT * FROM updated WHERE events_count > 0
+"""
+
+
+def _within(expression: str, dates: set[str]) -> str:
+    """SQL that ``expression`` is one of ``dates`` (partition values, checked to be dates)."""
+    if not dates:
+        return "FALSE"
+    return f"{expression} IN ({', '.join(_date(v) for v in sorted(dates))})"
+
+
+def _from_first(expression: str, dates: set[str]) -> str:
+    """SQL that ``expression`` is on or after the earliest of ``dates``."""
+    return f"{expression} >= {_date(min(dates))}" if dates else "FALSE"
+
+
+def _date(value: str) -> str:
+    return f"DATE '{date.fromisoformat(value).isoformat()}'"
