@@ -85,6 +85,7 @@ class DuckDBEngine(Engine):
 
     def _read_files(self, name: str, table: DeltaTable, files: list[str]) -> None:
         partitioned = bool(table.metadata().partition_columns)
+        self.con.unregister(name)  # Arrow data registered under the name would hide the view
         self.con.read_parquet(files, hive_partitioning=partitioned).create_view(name, replace=True)
 
     def stream(
