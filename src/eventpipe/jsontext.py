@@ -5,8 +5,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 
-def dumps(payload: object) -> str:
-    return json.dumps(payload, indent=2, default=_jsonable)
+def dumps(payload: object, indent: int | None = 2) -> str:
+    """JSON text; ``indent=None`` for one line (a table cell, a CSV field)."""
+    return json.dumps(payload, indent=indent, default=_jsonable)
 
 
 def _jsonable(value: object) -> object:

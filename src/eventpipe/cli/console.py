@@ -190,11 +190,20 @@ def print_rows(rows: pa.Table, form: str) -> None:
     else:
         table = Table(*rows.column_names)
         for row in rows.slice(0, MAX_TABLE_ROWS).to_pylist():
-            table.add_row(*("" if v is None else str(v) for v in row.values()))
+            # Text, not markup: a value such as "[b]" is data, shown as it is
+            table.add_row(*(Text(_table_cell(v)) for v in row.values()))
         out.print(table)
         if rows.num_rows > MAX_TABLE_ROWS:
             err.print(f"showing {MAX_TABLE_ROWS:,} of {rows.num_rows:,} rows; use --format csv for all")
 
 
+def _table_cell(value: object) -> str:
+    if value is None:
+        return ""
+    return dumps(value, indent=None) if isinstance(value, list | dict) else str(value)
+
+
 def _csv_cell(value: object) -> object:
+    if isinstance(value, list | dict):
+        return dumps(value, indent=None)
     return value.isoformat() if isinstance(value, datetime | date) else value
