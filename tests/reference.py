@@ -160,6 +160,7 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
         by_day[e["event_date"]].append(e)
     sessions_by_day = defaultdict(list)
     session_dates = {s["session_id"]: s["session_date"] for s in session_rows}
+    user_steps = step_times(events, "user_id", settings.funnel_steps)
     for s in session_rows:
         sessions_by_day[s["session_date"]].append(s)
     return {
@@ -179,6 +180,7 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
                 "removals": count(es, "remove_from_cart"),
                 "purchases": count(es, "purchase"),
                 "revenue": revenue(es),
+                "funnel_step_times": user_steps.get(u),
             }
             for u, es in by_user.items()
         ],
@@ -208,10 +210,6 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
         "funnel_sessions": [
             {"session_id": k, "session_date": session_dates[k], "step_times": times}
             for k, times in step_times(events, "session_id", settings.funnel_steps).items()
-        ],
-        "funnel_users": [
-            {"user_id": k, "step_times": times}
-            for k, times in step_times(events, "user_id", settings.funnel_steps).items()
         ],
         "funnel": funnel(events, settings.funnel_steps),
     }

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from eventpipe.changes import Versions, changes_since
 from eventpipe.gold import GoldResult, build_gold
 from eventpipe.ingest import FileStatus, IngestResult, Progress, ingest
 from eventpipe.quality import QualityResult, report_path, run_checks, write_report
@@ -78,15 +79,18 @@ def run(
     warehouse = Warehouse.open(settings.warehouse, create=True)
     with warehouse.lock():
         newest_before = newest_event(warehouse, settings.memory_limit)
+        before = Versions.of(warehouse)
         ingested = _nothing_ingested(warehouse) if rebuild else ingest(settings, sources, progress)
         new_files = [f.path for f in ingested.files if f.status is FileStatus.ingested]
         late = count_late_events(warehouse, settings.memory_limit, new_files, newest_before)
         silver = build_silver(settings, now, force=rebuild)
-        quality = run_checks(settings, ("bronze", "silver"), run_id, now)
+        # after an increment, the checks whose cost grows with history look at what changed
+        changes = changes_since(warehouse, before, newest_before) if silver.incremental else None
+        quality = run_checks(settings, ("bronze", "silver"), run_id, now, changes)
         gold = None
         if not quality.failures:  # the previous gold stays as it was
             gold = build_gold(settings, force=rebuild)
-            quality = quality.merged(run_checks(settings, ("gold",), run_id, now))
+            quality = quality.merged(run_checks(settings, ("gold",), run_id, now, changes))
         result = RunResult(run_id, ingested, silver, gold, quality, time.perf_counter() - began, now, late)
         result = replace(result, report=report_path(warehouse, run_id))
         summary = result.summary()

@@ -42,10 +42,9 @@ SESSIONS = TableSpec("silver/sessions", "sessions", "silver", partition_by=("ses
 EVENTS_BY_MINUTE = TableSpec("gold/events_by_minute", "events_by_minute", "gold")
 EVENTS_BY_TYPE = TableSpec("gold/events_by_type", "events_by_type", "gold")
 USER_FUNNEL = TableSpec("gold/user_funnel", "user_funnel", "gold")
-# When each session and each user entered each funnel step: what the funnel's
-# medians are computed from, kept so that a run recomputes only what changed.
+# When each session entered each funnel step (user_funnel has the same per user):
+# what the funnel's medians are computed from, kept so that a run recomputes only what changed.
 FUNNEL_SESSIONS = TableSpec("gold/funnel_sessions", "funnel_sessions", "gold", partition_by=("session_date",))
-FUNNEL_USERS = TableSpec("gold/funnel_users", "funnel_users", "gold")
 FUNNEL = TableSpec("gold/funnel", "funnel", "gold")
 SESSIONS_DAILY = TableSpec("gold/sessions_daily", "sessions_daily", "gold")
 DAILY_METRICS = TableSpec("gold/daily_metrics", "daily_metrics", "gold")
@@ -59,7 +58,6 @@ GOLD_TABLES: tuple[TableSpec, ...] = (
     EVENTS_BY_TYPE,
     USER_FUNNEL,
     FUNNEL_SESSIONS,
-    FUNNEL_USERS,
     FUNNEL,
     SESSIONS_DAILY,
     DAILY_METRICS,

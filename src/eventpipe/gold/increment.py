@@ -9,8 +9,6 @@ users with new rows, the sessions of rewritten partitions. Rows of
 as it was (silver at the version gold was built from) and put back as it is.
 """
 
-from datetime import date
-
 import pyarrow as pa
 
 from eventpipe.builds import marked
@@ -18,13 +16,13 @@ from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written, changed_partitions
 from eventpipe.gold import sql
 from eventpipe.settings import Settings
+from eventpipe.sql import date_in, date_literal
 from eventpipe.warehouse import (
     BRONZE_EVENTS,
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
     EVENTS_BY_TYPE,
     FUNNEL_SESSIONS,
-    FUNNEL_USERS,
     GOLD_TABLES,
     SESSIONS,
     SESSIONS_DAILY,
@@ -52,16 +50,20 @@ def increment(
         )
     ):
         return None
-    in_days, in_session_days = _within("event_date", event_dates), _within("session_date", session_dates)
+    in_days, in_session_days = date_in("event_date", event_dates), date_in("session_date", session_dates)
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, *GOLD_TABLES))
     engine.execute(
         "CREATE OR REPLACE TEMP TABLE changed_users AS "
         "SELECT DISTINCT user_id FROM new_bronze WHERE user_id IS NOT NULL"
     )
+    # the changed users' events are read by several statements: one scan of silver for all
+    engine.execute(
+        "CREATE OR REPLACE TEMP TABLE user_events AS "
+        f"SELECT user_id, event_time, event_type, price FROM silver_events WHERE {_CHANGED_USERS}"
+    )
     views = {
         "day_events": f"SELECT * FROM silver_events WHERE {in_days}",
         "day_sessions": f"SELECT * FROM sessions WHERE {in_session_days}",
-        "user_events": f"SELECT * FROM silver_events WHERE {_CHANGED_USERS}",
         "old_user_events": f"SELECT * FROM old_silver_events WHERE {_CHANGED_USERS}",
         # a session's events are on or after its date: its partition and later ones
         "session_events": f"SELECT * FROM silver_events WHERE {_from_first('event_date', session_dates)} "
@@ -71,34 +73,29 @@ def increment(
         engine.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
 
     minute_sql, minute_params = sql.events_by_minute(settings.event_types, "day_events")
+    users_sql, users_params = sql.user_funnel(settings.funnel_steps, "user_events")
     statements = {
         EVENTS_BY_MINUTE: (
-            f"SELECT * FROM events_by_minute WHERE NOT {_within('CAST(minute AS DATE)', event_dates)} "
+            f"SELECT * FROM events_by_minute WHERE NOT {date_in('CAST(minute AS DATE)', event_dates)} "
             f"UNION ALL SELECT * FROM ({minute_sql})",
             minute_params,
         ),
         EVENTS_BY_TYPE: (_events_by_type_updated(), {}),
         USER_FUNNEL: (
-            f"SELECT * FROM user_funnel WHERE NOT {_CHANGED_USERS} "
-            f"UNION ALL SELECT * FROM ({sql.user_funnel('user_events')})",
-            {},
+            f"SELECT * FROM user_funnel WHERE NOT {_CHANGED_USERS} UNION ALL SELECT * FROM ({users_sql})",
+            users_params,
         ),
         SESSIONS_DAILY: (
-            f"SELECT * FROM sessions_daily WHERE NOT {_within('date', session_dates)} "
+            f"SELECT * FROM sessions_daily WHERE NOT {date_in('date', session_dates)} "
             f"UNION ALL SELECT * FROM ({sql.sessions_daily('day_sessions')})",
             {},
         ),
         DAILY_METRICS: (
-            f"SELECT * FROM daily_metrics WHERE NOT {_within('date', event_dates)} "
+            f"SELECT * FROM daily_metrics WHERE NOT {date_in('date', event_dates)} "
             f"UNION ALL SELECT * FROM ({sql.daily_metrics('day_events')})",
             {},
         ),
     }
-    users_sql, users_params = sql.step_times(settings.funnel_steps, "user_id", "user_events")
-    statements[FUNNEL_USERS] = (
-        f"SELECT * FROM funnel_users WHERE NOT {_CHANGED_USERS} UNION ALL SELECT * FROM ({users_sql})",
-        users_params,
-    )
     written = {}
     for table, (statement, params) in statements.items():
         written[table] = warehouse.replace(table, engine.stream(statement, params), commit=marked(record))
@@ -112,8 +109,9 @@ def increment(
         )
     else:  # no session changed: a commit that only records the build
         written[FUNNEL_SESSIONS] = warehouse.append(FUNNEL_SESSIONS, pa.table({}), commit=marked(record))
-    for name in ("day_events", "day_sessions", "user_events", "old_user_events", "session_events"):
+    for name in ("day_events", "day_sessions", "old_user_events", "session_events"):
         engine.execute(f"DROP VIEW {name}")
+    engine.execute("DROP TABLE user_events")
     engine.execute("DROP TABLE changed_users")
     return written
 
@@ -135,17 +133,6 @@ SELECT * FROM updated WHERE events_count > 0
 """
 
 
-def _within(expression: str, dates: set[str]) -> str:
-    """SQL that ``expression`` is one of ``dates`` (partition values, checked to be dates)."""
-    if not dates:
-        return "FALSE"
-    return f"{expression} IN ({', '.join(_date(v) for v in sorted(dates))})"
-
-
 def _from_first(expression: str, dates: set[str]) -> str:
     """SQL that ``expression`` is on or after the earliest of ``dates``."""
-    return f"{expression} >= {_date(min(dates))}" if dates else "FALSE"
-
-
-def _date(value: str) -> str:
-    return f"DATE '{date.fromisoformat(value).isoformat()}'"
+    return f"{expression} >= {date_literal(min(dates))}" if dates else "FALSE"

@@ -36,18 +36,26 @@ GROUP BY 1
 """
 
 
-def user_funnel(events: str = "silver_events") -> str:
-    return f"""
-SELECT
-    user_id,
-    count(*) FILTER (WHERE event_type = 'view') AS views,
-    count(*) FILTER (WHERE event_type = 'cart') AS carts,
-    count(*) FILTER (WHERE event_type = 'remove_from_cart') AS removals,
-    count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
-    coalesce({_REVENUE}, 0) AS revenue
-FROM {events}
-GROUP BY 1
+def user_funnel(steps: list[str], events: str = "silver_events") -> tuple[str, dict]:
+    """Per user: counts per type, revenue, and when the user entered each funnel step
+    (``funnel_step_times``, NULL if never the first)."""
+    times, params = step_times(steps, "user_id", events)
+    statement = f"""
+WITH counts AS (
+    SELECT
+        user_id,
+        count(*) FILTER (WHERE event_type = 'view') AS views,
+        count(*) FILTER (WHERE event_type = 'cart') AS carts,
+        count(*) FILTER (WHERE event_type = 'remove_from_cart') AS removals,
+        count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
+        coalesce({_REVENUE}, 0) AS revenue
+    FROM {events}
+    GROUP BY 1
+), entered AS ({times})
+SELECT counts.*, entered.step_times AS funnel_step_times
+FROM counts LEFT JOIN entered USING (user_id)
 """
+    return statement, params
 
 
 def sessions_daily(sessions: str = "sessions") -> str:
@@ -119,22 +127,31 @@ def session_step_times(steps: list[str], events: str, sessions: str) -> tuple[st
 
 
 def funnel(steps: list[str]) -> tuple[str, dict]:
-    """The ordered funnel per session and per user, from ``funnel_sessions`` and ``funnel_users``:
+    """The ordered funnel per session and per user, from ``funnel_sessions`` and ``user_funnel``:
     how many entered each step, conversion, and the median time from the previous step."""
-    counts = []
-    for level, entities in (("session", "funnel_sessions"), ("user", "funnel_users")):
-        counts.append(
-            f"SELECT '{level}' AS level, 1 AS step_number, $step_1 AS step, "
-            f"(SELECT count(*) FROM {entities}) AS entered, NULL::DOUBLE AS median_seconds_from_previous"
+    figures, counts = [], []
+    users = "(SELECT funnel_step_times AS step_times FROM user_funnel WHERE funnel_step_times IS NOT NULL)"
+    for level, entities in (("session", "funnel_sessions"), ("user", users)):
+        # one pass over the entities for all steps; MATERIALIZED, so it is not repeated per step
+        per_step = ", ".join(
+            f"count(step_times[{k}]) AS entered_{k}, "
+            f"median(epoch(step_times[{k}] - step_times[{k - 1}])) AS median_{k}"
+            for k in range(2, len(steps) + 1)
         )
-        for k in range(2, len(steps) + 1):
-            counts.append(
-                f"SELECT '{level}', {k}, $step_{k}, count(step_times[{k}]), "
-                f"median(epoch(step_times[{k}] - step_times[{k - 1}])) FROM {entities}"
-            )
+        figures.append(
+            f"{level}_figures AS MATERIALIZED (SELECT count(*) AS entered_1, "
+            f"NULL::DOUBLE AS median_1{', ' if per_step else ''}{per_step} FROM {entities})"
+        )
+        counts.extend(
+            f"SELECT '{level}' AS level, {k} AS step_number, $step_{k} AS step, entered_{k} AS entered, "
+            f"median_{k} AS median_seconds_from_previous FROM {level}_figures"
+            for k in range(1, len(steps) + 1)
+        )
+    ctes = ",\n".join(figures)
     union = "\nUNION ALL ".join(counts)
     statement = f"""
-WITH steps AS ({union})
+WITH {ctes},
+steps AS ({union})
 SELECT
     level, step_number, step, entered,
     entered / nullif(lag(entered) OVER (PARTITION BY level ORDER BY step_number), 0)

@@ -14,7 +14,6 @@ from eventpipe.warehouse import (
     EVENTS_BY_TYPE,
     FUNNEL,
     FUNNEL_SESSIONS,
-    FUNNEL_USERS,
     GOLD_TABLES,
     SESSIONS,
     SESSIONS_DAILY,
@@ -65,7 +64,7 @@ def build_gold(settings: Settings, force: bool = False) -> GoldResult:
         if not unchanged and not force and _follows(previous, inputs):
             written = increment(warehouse, engine, settings, previous, inputs)
             if written is not None:
-                warehouse.expose(engine, (FUNNEL_SESSIONS, FUNNEL_USERS))
+                warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
                 written[FUNNEL] = _write_funnel(warehouse, engine, settings, inputs)
         if not unchanged and written is None:
             _build_all(warehouse, engine, settings, inputs)
@@ -95,15 +94,14 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
     statements = {
         EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
         EVENTS_BY_TYPE: (sql.events_by_type(), {}),
-        USER_FUNNEL: (sql.user_funnel(), {}),
+        USER_FUNNEL: sql.user_funnel(settings.funnel_steps),
         FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "silver_events", "sessions"),
-        FUNNEL_USERS: sql.step_times(settings.funnel_steps, "user_id"),
         SESSIONS_DAILY: (sql.sessions_daily(), {}),
         DAILY_METRICS: (sql.daily_metrics(), {}),
     }
     for table, (statement, params) in statements.items():
         warehouse.replace(table, engine.stream(statement, params), commit=marked(inputs))
-    warehouse.expose(engine, (FUNNEL_SESSIONS, FUNNEL_USERS))
+    warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
     _write_funnel(warehouse, engine, settings, inputs)
 
 

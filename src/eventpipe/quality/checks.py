@@ -5,6 +5,13 @@ the warehouse's views, plus ``ingested_files`` (one row per source file:
 ``path, position, ingested_at, columns``), with the parameters ``$now`` and
 the thresholds of ``[quality]`` (``$freshness_hours``, ``$volume_min_ratio``,
 ``$volume_max_ratio``, ``$max_late_event_rate``, ``$max_quarantine_rate``).
+
+After an incremental run, checks whose cost grows with history look only at
+what the run changed, through their ``changed_sql``: it reads
+``new_bronze_events`` (the bronze rows the run added), ``changed_users``
+(their users), ``changed_events`` and ``changed_sessions`` (the silver
+partitions the run rewrote), and ``$newest_before`` (the newest bronze event
+before the run). ``eventpipe check`` always looks at everything.
 """
 
 from dataclasses import dataclass
@@ -31,6 +38,7 @@ class Check:
     severity: Severity
     description: str
     layer: str | None = None
+    changed_sql: str | None = None  # the same rule over what a run changed (see above)
 
     @property
     def runs_after(self) -> str:
@@ -52,14 +60,18 @@ HAVING count(*) > 1 OR {ident(key)} IS NULL
 """
 
 
-def _keys_and_counts(view: str, keys: tuple[str, ...], counts: tuple[str, ...]) -> str:
-    """Rows of a gold table with a missing or repeated key, or a missing or negative count."""
+_USER_FUNNEL_COUNTS = ("views", "carts", "removals", "purchases", "revenue")
+
+
+def _keys_and_counts(view: str, keys: tuple[str, ...], counts: tuple[str, ...], where: str = "TRUE") -> str:
+    """Rows of a gold table (those ``where`` selects) with a missing or repeated key, or a missing
+    or negative count."""
     key_list = ", ".join(ident(k) for k in keys)
     missing_key = " OR ".join(f"{ident(k)} IS NULL" for k in keys)
     bad_count = " OR ".join(f"{ident(c)} IS NULL OR {ident(c)} < 0" for c in counts)
     return f"""
 WITH keyed AS (
-    SELECT *, count(*) OVER (PARTITION BY {key_list}) AS key_copies FROM {ident(view)}
+    SELECT *, count(*) OVER (PARTITION BY {key_list}) AS key_copies FROM {ident(view)} WHERE {where}
 )
 SELECT * EXCLUDE (key_copies),
     CASE
@@ -105,6 +117,17 @@ FROM silver_events AS e
 ANTI JOIN sessions AS s ON e.session_id = s.session_id AND e.user_id = s.user_id
 """
 
+# A session holding an event of day D starts on or before D and ends on or after it.
+_CHANGED_EVENT_WITHOUT_SESSION = """
+WITH days AS (SELECT min(event_date) AS first, max(event_date) AS last FROM changed_events)
+SELECT e.event_id, e.session_id, e.user_id, e.event_time
+FROM changed_events AS e
+ANTI JOIN (
+    SELECT session_id, user_id FROM sessions, days
+    WHERE session_end >= days.first AND session_date <= days.last
+) AS s ON e.session_id = s.session_id AND e.user_id = s.user_id
+"""
+
 _SESSION_START_AND_END = """
 SELECT session_id, user_id, session_start, session_end
 FROM sessions
@@ -122,6 +145,17 @@ WITH figures AS (
     SELECT
         (SELECT count(*) FROM user_funnel) AS user_funnel_rows,
         (SELECT count(DISTINCT user_id) FROM silver_events) AS silver_users
+)
+SELECT * FROM figures WHERE user_funnel_rows <> silver_users
+"""
+
+_CHANGED_USER_FUNNEL_USERS = """
+WITH figures AS (
+    SELECT
+        (SELECT count(*) FROM user_funnel WHERE user_id IN (SELECT user_id FROM changed_users))
+            AS user_funnel_rows,
+        (SELECT count(DISTINCT user_id) FROM silver_events
+            WHERE user_id IN (SELECT user_id FROM changed_users)) AS silver_users
 )
 SELECT * FROM figures WHERE user_funnel_rows <> silver_users
 """
@@ -159,29 +193,31 @@ WHERE t.days > 0
     AND (n.events < $volume_min_ratio * t.average OR n.events > $volume_max_ratio * t.average)
 """
 
-# Per file, its events older than the newest event of the files ingested before it.
-_LATE_EVENTS_BY_FILE = """
+
+def _late_events(bronze: str, newest_before: str) -> str:
+    """Per file of ``bronze``, its events older than the newest event of the files ingested before
+    it, or than ``newest_before`` (SQL), the newest before any of them."""
+    return f"""
 WITH files AS (
     SELECT _source_file AS file, min(_ingested_at) AS ingested_at, max(event_time) AS newest
-    FROM bronze_events
+    FROM {bronze}
     GROUP BY 1
 ), watermarks AS (
-    SELECT file, max(newest) OVER (
+    SELECT file, greatest(max(newest) OVER (
         ORDER BY ingested_at, file ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-    ) AS newest_before
+    ), {newest_before}) AS newest_before
     FROM files
+), by_file AS (
+    SELECT b._source_file AS file, count(*) AS events,
+        count(*) FILTER (WHERE b.event_time < w.newest_before) AS late_events
+    FROM {bronze} AS b JOIN watermarks AS w ON b._source_file = w.file
+    GROUP BY 1
 )
-SELECT b._source_file AS file, count(*) AS events,
-    count(*) FILTER (WHERE b.event_time < w.newest_before) AS late_events
-FROM bronze_events AS b JOIN watermarks AS w ON b._source_file = w.file
-GROUP BY 1
-"""
-
-_LATE_EVENTS = f"""
 SELECT file, events, late_events, late_events / events AS late_event_rate
-FROM ({_LATE_EVENTS_BY_FILE})
+FROM by_file
 WHERE late_events > $max_late_event_rate * events
 """
+
 
 # Records of a file = its bronze rows + its rows quarantined in bronze; silver
 # quarantines rows that are also in bronze.
@@ -219,8 +255,9 @@ WHERE previous_columns IS NOT NULL AND list_sort(columns) <> list_sort(previous_
 BUILT_IN_CHECKS: tuple[Check, ...] = (
     # bronze
     Check(
-        "late_event_rate", "bronze_events", _LATE_EVENTS, "warn",
+        "late_event_rate", "bronze_events", _late_events("bronze_events", "NULL"), "warn",
         "a file's share of events older than the newest event before it stays under max_late_event_rate",
+        changed_sql=_late_events("new_bronze_events", "$newest_before::TIMESTAMPTZ"),
     ),
     Check(
         "schema_drift", "bronze_events", _SCHEMA_DRIFT, "warn",
@@ -236,14 +273,19 @@ BUILT_IN_CHECKS: tuple[Check, ...] = (
         "a file's share of quarantined records stays under max_quarantine_rate",
         layer="silver",
     ),
+    # an event_id (session_id) is derived from the event (first event), so copies share a partition
     Check("event_id_unique", "silver_events", _unique("silver_events", "event_id"), "fail",
-          "every silver event has an event_id of its own"),
+          "every silver event has an event_id of its own",
+          changed_sql=_unique("changed_events", "event_id")),
     Check("event_in_session", "silver_events", _EVENT_WITHOUT_SESSION, "fail",
-          "every silver event belongs to a session that exists, of the same user"),
+          "every silver event belongs to a session that exists, of the same user",
+          changed_sql=_CHANGED_EVENT_WITHOUT_SESSION),
     Check("session_id_unique", "sessions", _unique("sessions", "session_id"), "fail",
-          "every session has a session_id of its own"),
+          "every session has a session_id of its own",
+          changed_sql=_unique("changed_sessions", "session_id")),
     Check("session_start_and_end", "sessions", _SESSION_START_AND_END, "fail",
-          "every session has a start and an end, and does not end before it starts"),
+          "every session has a start and an end, and does not end before it starts",
+          changed_sql=_SESSION_START_AND_END.replace("FROM sessions", "FROM changed_sessions")),
     Check("session_length_not_negative", "sessions", _SESSION_LENGTH, "fail",
           "every session's length is known and not negative"),
     Check("sessions_sum_to_silver", "sessions", _sums_to_silver("sessions", "events_count"), "fail",
@@ -267,11 +309,13 @@ BUILT_IN_CHECKS: tuple[Check, ...] = (
           _sums_to_silver("events_by_type", "events_count"), "fail",
           "events_by_type sums to the silver row count"),
     Check("user_funnel_valid", "user_funnel",
-          _keys_and_counts("user_funnel", ("user_id",),
-                           ("views", "carts", "removals", "purchases", "revenue")), "fail",
-          "one row per user_id, with counts and revenue that are not negative"),
+          _keys_and_counts("user_funnel", ("user_id",), _USER_FUNNEL_COUNTS), "fail",
+          "one row per user_id, with counts and revenue that are not negative",
+          changed_sql=_keys_and_counts("user_funnel", ("user_id",), _USER_FUNNEL_COUNTS,
+                                       where="user_id IN (SELECT user_id FROM changed_users)")),
     Check("user_funnel_covers_users", "user_funnel", _USER_FUNNEL_USERS, "fail",
-          "user_funnel has as many rows as silver has users"),
+          "user_funnel has as many rows as silver has users",
+          changed_sql=_CHANGED_USER_FUNNEL_USERS),
     Check("funnel_valid", "funnel", _keys_and_counts("funnel", ("level", "step_number"), ("entered",)),
           "fail", "one row per level and step, with a count that is not negative"),
     Check("funnel_never_increases", "funnel", _FUNNEL_NEVER_INCREASES, "fail",

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from eventpipe.changes import Changes
 from eventpipe.engine import Engine
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
 from eventpipe.quality.checks import Check, all_checks
 from eventpipe.runs import new_run_id
 from eventpipe.settings import Settings
-from eventpipe.warehouse import LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
+from eventpipe.sql import date_in
+from eventpipe.warehouse import BRONZE_EVENTS, LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
 
 #: Offending rows kept per check, for the console, the report and the tests.
 EXAMPLES_KEPT = 5
@@ -65,8 +67,13 @@ def run_checks(
     layers: tuple[str, ...] = LAYERS,
     run_id: str | None = None,
     now: datetime | None = None,
+    changes: Changes | None = None,
 ) -> QualityResult:
-    """Run the checks of ``layers`` and append their results to ``quality_results``."""
+    """Run the checks of ``layers`` and append their results to ``quality_results``.
+
+    With ``changes`` (what an incremental run changed), checks that have a
+    ``changed_sql`` look only at that.
+    """
     now = now or datetime.now(UTC)
     run_id = run_id or new_run_id(now)
     checks = [c for c in all_checks(settings.quality.checks) if c.runs_after in layers]
@@ -76,13 +83,37 @@ def run_checks(
     with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
         warehouse.expose(engine)
         engine.register("ingested_files", _ingested_files(warehouse))
-        results = [_run_check(engine, check, params, missing) for check in checks]
+        scoped = changes is not None and not missing and _expose_changes(engine, warehouse, changes)
+        if scoped:
+            params["newest_before"] = changes.newest_before
+        results = [_run_check(engine, check, params, missing, scoped) for check in checks]
         figures = warehouse_figures(engine, missing)
         warehouse.append(QUALITY_RESULTS, _result_rows(run_id, now, results))
     return QualityResult(run_id, now, results, figures)
 
 
-def _run_check(engine: Engine, check: Check, params: dict, missing_views: list[str]) -> CheckResult:
+def _expose_changes(engine: Engine, warehouse: Warehouse, changes: Changes) -> bool:
+    """The relations ``changed_sql`` reads; False if the engine cannot tell the new bronze rows."""
+    if not engine.expose_added("new_bronze_events", warehouse.path(BRONZE_EVENTS), changes.bronze_since):
+        return False
+    engine.execute(
+        "CREATE OR REPLACE TEMP TABLE changed_users AS "
+        "SELECT DISTINCT user_id FROM new_bronze_events WHERE user_id IS NOT NULL"
+    )
+    engine.execute(
+        "CREATE OR REPLACE TEMP VIEW changed_events AS "
+        f"SELECT * FROM silver_events WHERE {date_in('event_date', set(changes.event_dates))}"
+    )
+    engine.execute(
+        "CREATE OR REPLACE TEMP VIEW changed_sessions AS "
+        f"SELECT * FROM sessions WHERE {date_in('session_date', set(changes.session_dates))}"
+    )
+    return True
+
+
+def _run_check(
+    engine: Engine, check: Check, params: dict, missing_views: list[str], scoped: bool = False
+) -> CheckResult:
     found = dict(
         name=check.name,
         table=check.table,
@@ -93,8 +124,9 @@ def _run_check(engine: Engine, check: Check, params: dict, missing_views: list[s
     absent = [v for v in missing_views if re.search(rf"\b{v}\b", check.sql)]
     if absent:
         return CheckResult(**found, status=SKIPPED, message=f"no {', '.join(absent)} yet")
+    sql = check.changed_sql if scoped and check.changed_sql else check.sql
     statement = f"""
-WITH offending AS MATERIALIZED ({check.sql.strip().rstrip(";")})
+WITH offending AS MATERIALIZED ({sql.strip().rstrip(";")})
 SELECT
     (SELECT count(*) FROM offending) AS offending_rows,
     (SELECT list(to_json(o)) FROM (SELECT * FROM offending LIMIT {EXAMPLES_KEPT}) AS o) AS examples

@@ -16,6 +16,7 @@ from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
+from eventpipe.sql import date_in
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
 
 #: The app transaction that says up to which bronze version silver's rejects are in the quarantine.
@@ -53,11 +54,16 @@ def increment(
         )
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM ({sql.VALID})", params)
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
-    cutoff = engine.scalar("SELECT min(event_time) - to_microseconds($timeout_us) FROM new_rows", params)
+    # per user with new rows, the sessions ending within the timeout before its first new event, or later
     engine.execute(
-        "CREATE OR REPLACE TEMP TABLE touched AS "
-        "SELECT session_id, session_date FROM sessions WHERE session_end >= $cutoff",
-        {"cutoff": cutoff},
+        """
+        CREATE OR REPLACE TEMP TABLE touched AS
+        SELECT s.session_id, s.session_date
+        FROM sessions AS s JOIN (
+            SELECT user_id, min(event_time) - to_microseconds($timeout_us) AS cutoff FROM new_rows GROUP BY 1
+        ) AS n ON s.user_id = n.user_id AND s.session_end >= n.cutoff
+        """,
+        params,
     )
     engine.execute(
         f"""
@@ -118,14 +124,15 @@ def _rewrite(
     if not dates:  # nothing changed here: a commit that only records the build
         return warehouse.append(table, pa.table({}), commit=marked(record))
     columns = ", ".join(pa.schema(warehouse.table(table).schema().to_arrow()).names)
+    # the dates as literals, so that only their partitions are read
     rows = engine.stream(
         f"""
         SELECT {columns} FROM {table.view}
-        WHERE list_contains($dates, {partition}) AND session_id NOT IN (SELECT session_id FROM touched)
+        WHERE {date_in(partition, {d.isoformat() for d in dates})}
+            AND session_id NOT IN (SELECT session_id FROM touched)
         UNION ALL
         SELECT {columns} FROM {new_rows}
-        """,
-        {"dates": dates},
+        """
     )
     where = [(partition, "in", [d.isoformat() for d in dates])]
     return warehouse.replace(table, rows, where=where, commit=marked(record))

@@ -36,6 +36,7 @@ class SilverResult:
     seconds: float = 0.0
     versions: dict[str, int] = field(default_factory=dict)
     unchanged: bool = False  # bronze and the rules were as at the last build: nothing was written
+    incremental: bool = False  # only the sessions the new bronze rows can touch were rebuilt
 
     @property
     def quarantined(self) -> int:
@@ -94,7 +95,7 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         if current and settings.max_session_minutes is None:
             record = {**previous, "inputs": inputs}  # the same full build, brought further
             if increment(warehouse, engine, settings, params, previous, record):
-                return _as_built(warehouse, engine, began, unchanged=False)
+                return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
             warehouse.expose(engine, (BRONZE_EVENTS,))
         # the build stays right until the earliest event quarantined as future comes within the tolerance
         first_future = engine.scalar(
@@ -168,7 +169,9 @@ def _quarantined_by_reason(engine: Engine) -> dict[str, int]:
     return {r["reason"]: r["n"] for r in rows}
 
 
-def _as_built(warehouse: Warehouse, engine: Engine, began: float, unchanged: bool = True) -> SilverResult:
+def _as_built(
+    warehouse: Warehouse, engine: Engine, began: float, unchanged: bool = True, incremental: bool = False
+) -> SilverResult:
     """The figures of the silver tables as they are (``unchanged``: as the last build left them)."""
     warehouse.expose(engine, (BRONZE_EVENTS, SILVER_EVENTS, SESSIONS, QUARANTINE))
     figures = engine.table(
@@ -186,6 +189,7 @@ def _as_built(warehouse: Warehouse, engine: Engine, began: float, unchanged: boo
         seconds=time.perf_counter() - began,
         versions={t.view: warehouse.table(t).version() for t in (SILVER_EVENTS, SESSIONS, QUARANTINE)},
         unchanged=unchanged,
+        incremental=incremental,
     )
 
 
