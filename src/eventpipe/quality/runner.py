@@ -68,11 +68,14 @@ def run_checks(
     run_id: str | None = None,
     now: datetime | None = None,
     changes: Changes | None = None,
+    figures: bool = True,
 ) -> QualityResult:
     """Run the checks of ``layers`` and append their results to ``quality_results``.
 
     With ``changes`` (what an incremental run changed), checks that have a
-    ``changed_sql`` look only at that.
+    ``changed_sql`` look only at that. Without ``figures``, the warehouse's
+    figures are left out unless a check stops the run (a later set of checks
+    in the same run gives them).
     """
     now = now or datetime.now(UTC)
     run_id = run_id or new_run_id(now)
@@ -87,9 +90,11 @@ def run_checks(
         if scoped:
             params["newest_before"] = changes.newest_before
         results = [_run_check(engine, check, params, missing, scoped) for check in checks]
-        figures = warehouse_figures(engine, missing)
+        found = {}
+        if figures or any(r.stops_the_run for r in results):
+            found = warehouse_figures(engine, missing)
         warehouse.append(QUALITY_RESULTS, _result_rows(run_id, now, results))
-    return QualityResult(run_id, now, results, figures)
+    return QualityResult(run_id, now, results, found)
 
 
 def _expose_changes(engine: Engine, warehouse: Warehouse, changes: Changes) -> bool:
