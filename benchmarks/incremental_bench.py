@@ -14,7 +14,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-from common import arguments, eventpipe, measure, report
+from common import arguments, eventpipe, measure, python, report
 
 from eventpipe.generate import generate_files
 from eventpipe.generate.output import START
@@ -42,7 +42,15 @@ def main() -> None:
         workdir = args.workdir / f"incremental-{size}"
         shutil.rmtree(workdir, ignore_errors=True)
         history = workdir / "history"
-        generate_files(history, size, seed=1, days=30, per_day=True, compress=True)
+        # in a child process: the generator's memory would otherwise count in every measured child's
+        # peak (a forked child starts with its parent's resident size)
+        measure(
+            python(
+                "from pathlib import Path; from eventpipe.generate import generate_files; "
+                f"generate_files(Path({str(history)!r}), {size}, seed=1, days=30, per_day=True, "
+                "compress=True)"
+            )
+        )
         latest = new_file(workdir, size // 100)
         built, incremental, full = workdir / "built", workdir / "incremental", workdir / "full"
         measure(eventpipe("run", "-q", "--no-report", "-s", str(history), "-w", str(built)))
