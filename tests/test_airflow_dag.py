@@ -155,7 +155,7 @@ def test_dag_runs_end_to_end_then_reruns_without_changes_then_fails_on_a_failing
     funnel_users = {s["step"]: s["entered"] for s in gold["funnel"] if s["level"] == "user"}
     assert funnel_users["view"] >= funnel_users["cart"] >= funnel_users["purchase"] > 0
     assert returned["run_quality_checks"]["conservation"]["balanced"] is True
-    assert len(first["versions"]) == 10
+    assert len(first["versions"]) == 11  # bronze, quarantine, silver events and sessions, 7 gold tables
 
     # the same files again: every task succeeds and no table gets a new version
     assert second["state"] == "success", second
