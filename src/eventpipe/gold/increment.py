@@ -12,13 +12,13 @@ as it was (silver at the version gold was built from) and put back as it is.
 import pyarrow as pa
 
 from eventpipe.builds import marked
+from eventpipe.changes import expose_new_bronze
 from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written, changed_partitions
 from eventpipe.gold import sql
 from eventpipe.settings import Settings
 from eventpipe.sql import date_in, date_literal
 from eventpipe.warehouse import (
-    BRONZE_EVENTS,
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
     EVENTS_BY_TYPE,
@@ -44,7 +44,7 @@ def increment(
     if (
         event_dates is None
         or session_dates is None
-        or not engine.expose_added("new_bronze", warehouse.path(BRONZE_EVENTS), previous["bronze"])
+        or not expose_new_bronze(engine, warehouse, previous["bronze"], "new_bronze")
         or not engine.expose_version(
             "old_silver_events", warehouse.path(SILVER_EVENTS), previous["silver_events"]
         )
@@ -52,10 +52,6 @@ def increment(
         return None
     in_days, in_session_days = date_in("event_date", event_dates), date_in("session_date", session_dates)
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, *GOLD_TABLES))
-    engine.execute(
-        "CREATE OR REPLACE TEMP TABLE changed_users AS "
-        "SELECT DISTINCT user_id FROM new_bronze WHERE user_id IS NOT NULL"
-    )
     # the changed users' events are read by several statements: one scan of silver for all
     engine.execute(
         "CREATE OR REPLACE TEMP TABLE user_events AS "

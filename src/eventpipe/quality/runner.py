@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from eventpipe.changes import Changes
+from eventpipe.changes import Changes, expose_new_bronze
 from eventpipe.engine import Engine
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
@@ -16,7 +16,7 @@ from eventpipe.quality.checks import Check, all_checks
 from eventpipe.runs import new_run_id
 from eventpipe.settings import Settings
 from eventpipe.sql import date_in
-from eventpipe.warehouse import BRONZE_EVENTS, LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
+from eventpipe.warehouse import LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
 
 #: Offending rows kept per check, for the console, the report and the tests.
 EXAMPLES_KEPT = 5
@@ -99,12 +99,8 @@ def run_checks(
 
 def _expose_changes(engine: Engine, warehouse: Warehouse, changes: Changes) -> bool:
     """The relations ``changed_sql`` reads; False if the engine cannot tell the new bronze rows."""
-    if not engine.expose_added("new_bronze_events", warehouse.path(BRONZE_EVENTS), changes.bronze_since):
+    if not expose_new_bronze(engine, warehouse, changes.bronze_since, "new_bronze_events"):
         return False
-    engine.execute(
-        "CREATE OR REPLACE TEMP TABLE changed_users AS "
-        "SELECT DISTINCT user_id FROM new_bronze_events WHERE user_id IS NOT NULL"
-    )
     engine.execute(
         "CREATE OR REPLACE TEMP VIEW changed_events AS "
         f"SELECT * FROM silver_events WHERE {date_in('event_date', set(changes.event_dates))}"
