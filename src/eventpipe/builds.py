@@ -10,6 +10,8 @@ import json
 from deltalake import CommitProperties, DeltaTable, Transaction
 
 _KEY = "eventpipe.built_from"
+#: In a silver record: the dates a range rebuild recomputed (gold then recomputes their users).
+REBUILT = "rebuilt"
 
 
 def built_from(table: DeltaTable) -> dict | None:
@@ -18,6 +20,12 @@ def built_from(table: DeltaTable) -> dict | None:
     if latest and _KEY in latest[0]:
         return json.loads(latest[0][_KEY])
     return None
+
+
+def records_since(table: DeltaTable, version: int) -> list[dict]:
+    """The records committed with the versions after ``version``, newest first."""
+    commits = table.history(table.version() - version) if table.version() > version else []
+    return [json.loads(c[_KEY]) for c in commits if _KEY in c]
 
 
 def marked(record: dict) -> CommitProperties:

@@ -3,7 +3,7 @@
 import json
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from eventpipe.changes import Versions, changes_since
@@ -12,7 +12,7 @@ from eventpipe.ingest import FileStatus, IngestResult, Progress, ingest
 from eventpipe.quality import QualityResult, report_path, run_checks, write_report
 from eventpipe.runs import count_late_events, new_run_id, newest_event, record_run
 from eventpipe.settings import Settings
-from eventpipe.silver import SilverResult, build_silver
+from eventpipe.silver import SilverResult, build_silver, rebuild_silver_dates
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, Warehouse
 
 
@@ -68,10 +68,12 @@ def run(
     progress: Progress | None = None,
     now: datetime | None = None,
     rebuild: bool = False,
+    dates: tuple[date | None, date | None] | None = None,
 ) -> RunResult:
     """Ingest new files, rebuild silver, check; then, unless a ``fail`` check failed, gold and its checks.
 
-    With ``rebuild``, ingest nothing and recompute silver and gold from bronze even if unchanged.
+    With ``rebuild``, ingest nothing and recompute silver and gold from bronze even if unchanged;
+    with ``dates`` too (first, last; None: open), only for the events of those dates.
     """
     began = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -83,13 +85,15 @@ def run(
         ingested = _nothing_ingested(warehouse) if rebuild else ingest(settings, sources, progress)
         new_files = [f.path for f in ingested.files if f.status is FileStatus.ingested]
         late = count_late_events(warehouse, settings.memory_limit, new_files, newest_before)
-        silver = build_silver(settings, now, force=rebuild)
+        silver = build_silver(settings, now, force=rebuild and dates is None)
+        if dates is not None and (silver.unchanged or silver.incremental):  # not just built in full
+            silver = rebuild_silver_dates(settings, *dates, now=now)
         # after an increment, the checks whose cost grows with history look at what changed
         changes = changes_since(warehouse, before, newest_before) if silver.incremental else None
         quality = run_checks(settings, ("bronze", "silver"), run_id, now, changes, figures=False)
         gold = None
         if not quality.failures:  # the previous gold stays as it was
-            gold = build_gold(settings, force=rebuild)
+            gold = build_gold(settings, force=rebuild and dates is None)
             quality = quality.merged(run_checks(settings, ("gold",), run_id, now, changes))
         result = RunResult(run_id, ingested, silver, gold, quality, time.perf_counter() - began, now, late)
         result = replace(result, report=report_path(warehouse, run_id))

@@ -2,6 +2,7 @@
 
 import sys
 from dataclasses import asdict
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -245,17 +246,32 @@ def rebuild(
     config: ConfigOption = None,
     json: JsonOption = False,
     report: ReportFlag = True,
+    first: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="Only events dated from this day (UTC) on."),
+    ] = None,
+    last: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Only events dated up to this day (UTC), included."),
+    ] = None,
 ) -> None:
     """Recompute silver and gold from bronze, even if unchanged, and check them; ingests nothing.
 
-    Each table is replaced in one commit, so readers see the old table or the new one.
+    With --from and/or --to, only the events of those dates, with the whole sessions
+    that reach into them; the rest stays as it is. Each table is replaced in one
+    commit, so readers see the old table or the new one.
 
-    Example: eventpipe rebuild --warehouse warehouse
+    Example: eventpipe rebuild --warehouse warehouse --from 2019-10-01 --to 2019-10-07
     """
     from eventpipe.pipeline import run as run_pipeline
 
+    if first and last and first > last:
+        raise typer.BadParameter(f"{first:%Y-%m-%d} is after --to {last:%Y-%m-%d}", param_hint="--from")
     settings = Settings.load(config, warehouse=warehouse)
-    result = run_pipeline(settings, rebuild=True)
+    dates = None
+    if first or last:
+        dates = (first.date() if first else None, last.date() if last else None)
+    result = run_pipeline(settings, rebuild=True, dates=dates)
     _finish_run(settings, result, report, json)
     if result.failed:
         raise typer.Exit(1)

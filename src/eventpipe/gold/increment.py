@@ -11,7 +11,7 @@ as it was (silver at the version gold was built from) and put back as it is.
 
 import pyarrow as pa
 
-from eventpipe.builds import marked
+from eventpipe.builds import REBUILT, marked, records_since
 from eventpipe.changes import expose_new_bronze
 from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written, changed_partitions
@@ -52,6 +52,13 @@ def increment(
         return None
     in_days, in_session_days = date_in("event_date", event_dates), date_in("session_date", session_dates)
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, *GOLD_TABLES))
+    if any(REBUILT in r for r in records_since(warehouse.table(SILVER_EVENTS), previous["silver_events"])):
+        # a range rebuild may have changed any user with events on the days it rewrote
+        engine.execute(
+            "CREATE OR REPLACE TEMP TABLE changed_users AS SELECT user_id FROM changed_users "
+            f"UNION SELECT user_id FROM silver_events WHERE {in_days} "
+            f"UNION SELECT user_id FROM old_silver_events WHERE {in_days}"
+        )
     # the changed users' events are read by several statements: one scan of silver for all
     engine.execute(
         "CREATE OR REPLACE TEMP TABLE user_events AS "

@@ -1,5 +1,5 @@
 """Silver: standardized, validated, deduplicated events and the sessions they form."""
 
-from eventpipe.silver.stage import SilverResult, build_silver
+from eventpipe.silver.stage import SilverResult, build_silver, rebuild_silver_dates
 
-__all__ = ["SilverResult", "build_silver"]
+__all__ = ["SilverResult", "build_silver", "rebuild_silver_dates"]

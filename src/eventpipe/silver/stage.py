@@ -7,17 +7,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from eventpipe.builds import applying, built_from, marked
+from eventpipe.builds import REBUILT, applying, built_from, marked
 from eventpipe.engine import Engine
+from eventpipe.errors import MissingTableError
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
+from eventpipe.silver.dates import rebuild_dates
 from eventpipe.silver.increment import REJECTS_APPLIED, increment
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
 
@@ -93,7 +95,8 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         buckets = max(1, math.ceil(bronze_rows / settings.rows_per_bucket))
         params = silver_parameters(settings, now, buckets)
         if current and settings.max_session_minutes is None:
-            record = {**previous, "inputs": inputs}  # the same full build, brought further
+            # the same full build, brought further (a range rebuild's mark does not carry over)
+            record = {**{k: v for k, v in previous.items() if k != REBUILT}, "inputs": inputs}
             if increment(warehouse, engine, settings, params, previous, record):
                 return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
             warehouse.expose(engine, (BRONZE_EVENTS,))
@@ -145,6 +148,41 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
 
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+def rebuild_silver_dates(
+    settings: Settings, first: date | None, last: date | None, now: datetime | None = None
+) -> SilverResult:
+    """Recompute silver from bronze for events dated ``first``..``last`` (None: the oldest, the newest).
+
+    Silver must be up to date with bronze (``build_silver`` first); outside the
+    range (and the sessions that reach into it) nothing changes.
+    """
+    began = time.perf_counter()
+    now = now or datetime.now(UTC)
+    warehouse = Warehouse.open(settings.warehouse, create=False)
+    warehouse.require((SILVER_EVENTS, SESSIONS), built_by="silver")
+    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
+        previous = built_from(warehouse.table(SESSIONS))
+        if previous is None or built_from(warehouse.table(SILVER_EVENTS)) != previous:
+            raise MissingTableError(
+                f"silver in {settings.warehouse} is not complete; run `eventpipe rebuild` without a range"
+            )
+        warehouse.expose(engine, (BRONZE_EVENTS,))
+        bounds = engine.table("SELECT min(event_date), max(event_date) FROM bronze_events").to_pylist()[0]
+        oldest, newest = bounds.values()
+        first, last = first or oldest or date.min, last or newest or date.max
+        record = {**previous, REBUILT: [first.isoformat(), last.isoformat()]}
+        rebuild_dates(
+            warehouse,
+            engine,
+            silver_parameters(settings, now),
+            settings.max_session_minutes is not None,
+            record,
+            first,
+            last,
+        )
+        return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
 
 
 def _rules(settings: Settings) -> dict:

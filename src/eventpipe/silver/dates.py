@@ -1,0 +1,189 @@
+"""Silver recomputed from bronze for a range of event dates, everything else kept as it is.
+
+A session is decided by the chain of its user's events between two gaps longer
+than the timeout (a maximum session length only cuts a chain into pieces). So
+the range is rebuilt from the whole chains that hold its events: bronze is read
+over the range and a margin, and the margin widens until every such chain
+starts and ends more than the timeout inside what was read. Those chains'
+events and sessions replace, in their partitions, whatever silver held for
+the range's dates and those chains; the silver quarantine rows of the range's
+bronze rows are recomputed too. Each table changes in one commit.
+"""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pyarrow as pa
+
+from eventpipe.builds import marked
+from eventpipe.engine import Engine
+from eventpipe.engine.delta import Written
+from eventpipe.silver import sql
+from eventpipe.sql import date_in, date_literal
+from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
+
+_ALL_BRONZE = "all_bronze_events"
+_DAY = timedelta(days=1)
+
+
+def rebuild_dates(
+    warehouse: Warehouse,
+    engine: Engine,
+    params: dict,
+    max_session_length: bool,
+    record: dict,
+    first: date,
+    last: date,
+) -> None:
+    """Recompute silver events, sessions and silver quarantine rows for events dated ``first``..``last``."""
+    engine.expose_table(_ALL_BRONZE, warehouse.path(BRONZE_EVENTS))
+    oldest, newest = _row(engine, f"SELECT min(event_date), max(event_date) FROM {_ALL_BRONZE}")
+    warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, QUARANTINE))
+    in_range = f"BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())}"
+
+    _bronze_between(engine, first, last)
+    # the silver quarantine rows of the range's bronze rows, judged again; the others as they are
+    rejects = engine.stream(
+        f"{sql.REJECTED} UNION ALL BY NAME "
+        "SELECT * FROM quarantine AS q WHERE stage = 'silver' AND NOT EXISTS ("
+        "SELECT 1 FROM bronze_events AS b "
+        "WHERE b._source_file = q._source_file AND b._source_line = q._source_line)",
+        params,
+    )
+    warehouse.replace(QUARANTINE, rejects, where=[("stage", "=", "silver")])
+
+    if oldest is not None:
+        _sessionize_chains(engine, params, max_session_length, first, last, oldest, newest)
+    else:  # no bronze rows at all: nothing to put back
+        engine.execute("CREATE OR REPLACE TEMP TABLE bucket_events AS SELECT * FROM silver_events LIMIT 0")
+        engine.execute(
+            "CREATE OR REPLACE TEMP TABLE chains AS "
+            "SELECT user_id, event_time AS chain_start, event_time AS chain_end FROM silver_events LIMIT 0"
+        )
+    engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sql.SESSIONS}")
+    on_chain = "c.user_id = {0}.user_id AND {0}.{1} BETWEEN c.chain_start AND c.chain_end"
+    _replace(
+        warehouse,
+        engine,
+        SILVER_EVENTS,
+        "event_date",
+        f"event_date {in_range} OR EXISTS (SELECT 1 FROM chains AS c WHERE "
+        f"{on_chain.format('old', 'event_time')})",
+        "bucket_events",
+        record,
+    )
+    _replace(
+        warehouse,
+        engine,
+        SESSIONS,
+        "session_date",
+        f"session_date {in_range} OR EXISTS (SELECT 1 FROM chains AS c WHERE "
+        f"{on_chain.format('old', 'session_start')})",
+        "new_sessions",
+        record,
+    )
+    for name in ("bucket_rows", "bucket_events", "chains", "new_sessions"):
+        engine.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _bronze_between(engine: Engine, first: date, last: date) -> None:
+    """Make ``bronze_events``, which silver's SQL reads, the bronze rows dated ``first``..``last``."""
+    engine.unregister("bronze_events")  # Arrow data registered under the name would hide the view
+    engine.execute(
+        f"CREATE OR REPLACE VIEW bronze_events AS SELECT * FROM {_ALL_BRONZE} "
+        f"WHERE event_date BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())}"
+    )
+
+
+def _sessionize_chains(
+    engine: Engine,
+    params: dict,
+    max_session_length: bool,
+    first: date,
+    last: date,
+    oldest: date,
+    newest: date,
+) -> None:
+    """``bucket_events``: silver events of the chains holding the range's events; ``chains``: their spans."""
+    timeout = timedelta(microseconds=params["timeout_us"])
+    first, last = max(min(first, newest), oldest), min(max(last, oldest), newest)  # what bronze holds
+    before, after = _DAY, _DAY
+    while True:
+        start, end = max(first - before, oldest), min(last + after, newest)
+        _bronze_between(engine, start, end)
+        engine.execute(
+            "CREATE OR REPLACE TEMP TABLE bucket_rows AS SELECT * EXCLUDE (bucket) FROM (" + sql.VALID + ")",
+            params,
+        )
+        engine.execute(
+            f"CREATE OR REPLACE TEMP TABLE window_events AS {sql.events(max_session_length)}", params
+        )
+        engine.execute(_CHAINS, {**params, "from": _midnight(first), "until": _midnight(last + _DAY)})
+        earliest, latest = _row(engine, "SELECT min(chain_start), max(chain_end) FROM chains")
+        # a chain is whole when no event outside what was read can be within the timeout of its ends
+        open_before = earliest is not None and start > oldest and earliest - timeout <= _midnight(start)
+        open_after = latest is not None and end < newest and latest + timeout >= _midnight(end + _DAY)
+        if not (open_before or open_after):
+            break
+        before, after = before * (2 if open_before else 1), after * (2 if open_after else 1)
+    engine.execute(
+        "CREATE OR REPLACE TEMP TABLE bucket_events AS SELECT e.* FROM window_events AS e "
+        "JOIN chains AS c ON c.user_id = e.user_id AND e.event_time BETWEEN c.chain_start AND c.chain_end"
+    )
+    engine.execute("DROP TABLE window_events")
+
+
+# Per user, the chains of events between gaps longer than the timeout that hold an event of the range.
+_CHAINS = """
+CREATE OR REPLACE TEMP TABLE chains AS
+WITH gaps AS (
+    SELECT user_id, event_time, event_id,
+        coalesce(epoch_us(event_time) - lag(epoch_us(event_time)) OVER by_user > $timeout_us, true)
+            AS starts_chain
+    FROM window_events
+    WINDOW by_user AS (PARTITION BY user_id ORDER BY event_time, event_id)
+), numbered AS (
+    SELECT *, sum(starts_chain::INTEGER) OVER (
+        PARTITION BY user_id ORDER BY event_time, event_id ROWS UNBOUNDED PRECEDING
+    ) AS chain
+    FROM gaps
+)
+SELECT user_id, min(event_time) AS chain_start, max(event_time) AS chain_end
+FROM numbered
+GROUP BY user_id, chain
+HAVING count(*) FILTER (WHERE event_time >= $from AND event_time < $until) > 0
+"""
+
+
+def _row(engine: Engine, query: str) -> tuple:
+    return tuple(engine.table(query).to_pylist()[0].values())
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _replace(
+    warehouse: Warehouse,
+    engine: Engine,
+    table: TableSpec,
+    partition: str,
+    replaced: str,
+    new_rows: str,
+    record: dict,
+) -> Written:
+    """In the partitions of the ``replaced`` rows and of ``new_rows``, put ``new_rows`` in their place."""
+    dates = {
+        r[partition].isoformat()
+        for r in engine.table(
+            f"SELECT DISTINCT {partition} FROM {table.view} AS old WHERE {replaced} "
+            f"UNION SELECT DISTINCT {partition} FROM {new_rows}"
+        ).to_pylist()
+    }
+    if not dates:  # nothing there before or now: a commit that only records the build
+        return warehouse.append(table, pa.table({}), commit=marked(record))
+    columns = ", ".join(engine.table(f"SELECT * FROM {table.view} LIMIT 0").schema.names)
+    rows = engine.stream(
+        f"SELECT {columns} FROM {table.view} AS old WHERE {date_in(partition, dates)} AND NOT ({replaced}) "
+        f"UNION ALL SELECT {columns} FROM {new_rows}"
+    )
+    return warehouse.replace(table, rows, where=[(partition, "in", sorted(dates))], commit=marked(record))
