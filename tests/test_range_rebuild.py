@@ -173,3 +173,15 @@ def test_rebuild_from_and_to_on_the_command_line(tmp_path):
     not_a_date = run_cli("rebuild", "-w", warehouse, "--from", "October")
     assert not_a_date.returncode == 2
     assert "'October' does not match the formats '%Y-%m-%d'" in not_a_date.stderr
+
+
+def test_a_range_holding_more_rows_than_a_bucket_is_rebuilt_in_full(tmp_path):
+    lines = [line(DAY_ONE + timedelta(days=d, hours=h)) for d in range(3) for h in (1, 2)]
+    expected = expected_tables(tmp_path, lines)
+    settings = build(tmp_path, lines, "ranged", rows_per_bucket=3)
+    damage_silver(settings, DAYS[2])
+
+    result = run(settings, rebuild=True, dates=(DAYS[1], DAYS[2]), now=NOW)
+
+    assert not result.silver.incremental and not result.gold.incremental
+    assert warehouse_rows(settings.warehouse) == expected

@@ -31,15 +31,14 @@ def rebuild_dates(
     params: dict,
     max_session_length: bool,
     record: dict,
-    first: date,
-    last: date,
+    dates: tuple[date, date],
+    bronze_dates: tuple[date, date] | None,
 ) -> None:
-    """Recompute silver events, sessions and silver quarantine rows for events dated ``first``..``last``."""
+    """Recompute silver events, sessions and silver quarantine rows for events dated ``dates``
+    (first, last); ``bronze_dates``: the first and last date of bronze (None: it is empty)."""
+    first, last = dates
     engine.expose_table(_ALL_BRONZE, warehouse.path(BRONZE_EVENTS))
-    oldest, newest = _row(engine, f"SELECT min(event_date), max(event_date) FROM {_ALL_BRONZE}")
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, QUARANTINE))
-    in_range = f"BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())}"
-
     _bronze_between(engine, first, last)
     # the silver quarantine rows of the range's bronze rows, judged again; the others as they are
     rejects = engine.stream(
@@ -51,8 +50,9 @@ def rebuild_dates(
     )
     warehouse.replace(QUARANTINE, rejects, where=[("stage", "=", "silver")])
 
-    if oldest is not None:
-        _sessionize_chains(engine, params, max_session_length, first, last, oldest, newest)
+    start, end = first, last  # the dates read, and the most any of their chains reaches
+    if bronze_dates is not None:
+        start, end = _sessionize_chains(engine, params, max_session_length, dates, bronze_dates)
     else:  # no bronze rows at all: nothing to put back
         engine.execute("CREATE OR REPLACE TEMP TABLE bucket_events AS SELECT * FROM silver_events LIMIT 0")
         engine.execute(
@@ -60,27 +60,18 @@ def rebuild_dates(
             "SELECT user_id, event_time AS chain_start, event_time AS chain_end FROM silver_events LIMIT 0"
         )
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sql.SESSIONS}")
-    on_chain = "c.user_id = {0}.user_id AND {0}.{1} BETWEEN c.chain_start AND c.chain_end"
-    _replace(
-        warehouse,
-        engine,
-        SILVER_EVENTS,
-        "event_date",
-        f"event_date {in_range} OR EXISTS (SELECT 1 FROM chains AS c WHERE "
-        f"{on_chain.format('old', 'event_time')})",
-        "bucket_events",
-        record,
-    )
-    _replace(
-        warehouse,
-        engine,
-        SESSIONS,
-        "session_date",
-        f"session_date {in_range} OR EXISTS (SELECT 1 FROM chains AS c WHERE "
-        f"{on_chain.format('old', 'session_start')})",
-        "new_sessions",
-        record,
-    )
+    start, end = min(start, first), max(end, last)
+    for table, partition, moment, new_rows in (
+        (SILVER_EVENTS, "event_date", "event_time", "bucket_events"),
+        (SESSIONS, "session_date", "session_start", "new_sessions"),
+    ):
+        # the range's rows, and those of the chains read (only the dates read can hold them)
+        replaced = (
+            f"{partition} BETWEEN {_date(start)} AND {_date(end)} AND ("
+            f"{partition} BETWEEN {_date(first)} AND {_date(last)} OR EXISTS (SELECT 1 FROM chains AS c "
+            f"WHERE c.user_id = old.user_id AND old.{moment} BETWEEN c.chain_start AND c.chain_end))"
+        )
+        _replace(warehouse, engine, table, partition, replaced, new_rows, record)
     for name in ("bucket_rows", "bucket_events", "chains", "new_sessions"):
         engine.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -90,7 +81,7 @@ def _bronze_between(engine: Engine, first: date, last: date) -> None:
     engine.unregister("bronze_events")  # Arrow data registered under the name would hide the view
     engine.execute(
         f"CREATE OR REPLACE VIEW bronze_events AS SELECT * FROM {_ALL_BRONZE} "
-        f"WHERE event_date BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())}"
+        f"WHERE event_date BETWEEN {_date(first)} AND {_date(last)}"
     )
 
 
@@ -98,13 +89,13 @@ def _sessionize_chains(
     engine: Engine,
     params: dict,
     max_session_length: bool,
-    first: date,
-    last: date,
-    oldest: date,
-    newest: date,
-) -> None:
-    """``bucket_events``: silver events of the chains holding the range's events; ``chains``: their spans."""
+    dates: tuple[date, date],
+    bronze_dates: tuple[date, date],
+) -> tuple[date, date]:
+    """The dates read. Leaves ``bucket_events``, the silver events of the chains holding the
+    range's events, and ``chains``, their spans."""
     timeout = timedelta(microseconds=params["timeout_us"])
+    (first, last), (oldest, newest) = dates, bronze_dates
     first, last = max(min(first, newest), oldest), min(max(last, oldest), newest)  # what bronze holds
     before, after = _DAY, _DAY
     while True:
@@ -130,6 +121,7 @@ def _sessionize_chains(
         "JOIN chains AS c ON c.user_id = e.user_id AND e.event_time BETWEEN c.chain_start AND c.chain_end"
     )
     engine.execute("DROP TABLE window_events")
+    return start, end
 
 
 # Per user, the chains of events between gaps longer than the timeout that hold an event of the range.
@@ -152,6 +144,10 @@ FROM numbered
 GROUP BY user_id, chain
 HAVING count(*) FILTER (WHERE event_time >= $from AND event_time < $until) > 0
 """
+
+
+def _date(day: date) -> str:
+    return date_literal(day.isoformat())
 
 
 def _row(engine: Engine, query: str) -> tuple:

@@ -156,7 +156,8 @@ def rebuild_silver_dates(
     """Recompute silver from bronze for events dated ``first``..``last`` (None: the oldest, the newest).
 
     Silver must be up to date with bronze (``build_silver`` first); outside the
-    range (and the sessions that reach into it) nothing changes.
+    range (and the sessions that reach into it) nothing changes. A range holding
+    more bronze rows than ``rows_per_bucket`` is rebuilt by building everything.
     """
     began = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -169,20 +170,23 @@ def rebuild_silver_dates(
                 f"silver in {settings.warehouse} is not complete; run `eventpipe rebuild` without a range"
             )
         warehouse.expose(engine, (BRONZE_EVENTS,))
-        bounds = engine.table("SELECT min(event_date), max(event_date) FROM bronze_events").to_pylist()[0]
-        oldest, newest = bounds.values()
+        bronze = engine.table(
+            "SELECT min(event_date) AS oldest, max(event_date) AS newest, "
+            "count(*) FILTER (WHERE event_date BETWEEN $first AND $last) AS rows FROM bronze_events",
+            {"first": first or date.min, "last": last or date.max},
+        ).to_pylist()[0]
+        oldest, newest = bronze["oldest"], bronze["newest"]
         first, last = first or oldest or date.min, last or newest or date.max
-        record = {**previous, REBUILT: [first.isoformat(), last.isoformat()]}
-        rebuild_dates(
-            warehouse,
-            engine,
-            silver_parameters(settings, now),
-            settings.max_session_minutes is not None,
-            record,
-            first,
-            last,
-        )
-        return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
+        # the range is sessionized in one piece: up to the rows a full build sessionizes at once
+        if bronze["rows"] <= settings.rows_per_bucket:
+            record = {**previous, REBUILT: [first.isoformat(), last.isoformat()]}
+            params = silver_parameters(settings, now)
+            max_session_length = settings.max_session_minutes is not None
+            bronze_dates = (oldest, newest) if oldest else None
+            rebuild_dates(warehouse, engine, params, max_session_length, record, (first, last), bronze_dates)
+            return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
+    # more: a full build gives the same tables, in the memory its buckets bound
+    return build_silver(settings, now, force=True)
 
 
 def _rules(settings: Settings) -> dict:
