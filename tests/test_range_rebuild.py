@@ -20,7 +20,7 @@ from eventpipe.builds import built_from, marked
 from eventpipe.engine.delta import changed_partitions
 from eventpipe.pipeline import run
 from eventpipe.settings import Settings
-from eventpipe.warehouse import SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
+from eventpipe.warehouse import GOLD_TABLES, QUARANTINE, SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
 
 from .conftest import run_cli
 from .tables import warehouse_rows
@@ -28,6 +28,7 @@ from .test_incremental import HEADER
 
 DAY_ONE = datetime(2020, 10, 1, tzinfo=UTC)
 NOW = datetime(2020, 10, 9, tzinfo=UTC)
+DERIVED = (SILVER_EVENTS, SESSIONS, *GOLD_TABLES)
 DAYS = [(DAY_ONE + timedelta(days=d)).date() for d in range(5)]
 
 
@@ -70,6 +71,15 @@ def damage_silver(settings: Settings, day: date) -> None:
 
 def expected_tables(tmp: Path, lines: list[str], **settings) -> dict:
     return warehouse_rows(build(tmp, lines, "full", **settings).warehouse)
+
+
+def versions(settings: Settings) -> dict[TableSpec, int]:
+    return {t: DeltaTable(str(settings.warehouse / t.path)).version() for t in (*DERIVED, QUARANTINE)}
+
+
+def one_commit_each(before: dict[TableSpec, int], after: dict[TableSpec, int]) -> bool:
+    """Whether every silver and gold table changed in one commit: a reader saw the old table or the new."""
+    return all(after[t] == before[t] + 1 for t in DERIVED) and after[QUARANTINE] <= before[QUARANTINE] + 1
 
 
 # Minutes from the first day's midnight: five days, sessions across midnights,
@@ -140,9 +150,11 @@ def test_a_range_rebuild_rewrites_only_the_range_and_the_sessions_reaching_into_
     settings = build(tmp_path, lines, "ranged")
     damage_silver(settings, DAYS[0])
     damage_silver(settings, DAYS[1])
-    before = {t: DeltaTable(str(settings.warehouse / t.path)).version() for t in (SILVER_EVENTS, SESSIONS)}
+    before = versions(settings)
 
     run(settings, rebuild=True, dates=(DAYS[2], DAYS[2]), now=NOW)
+
+    assert one_commit_each(before, versions(settings))
 
     rewritten = {
         t.view: changed_partitions(DeltaTable(str(settings.warehouse / t.path)), before[t], column)
@@ -181,7 +193,10 @@ def test_a_range_holding_more_rows_than_a_bucket_is_rebuilt_in_full(tmp_path):
     settings = build(tmp_path, lines, "ranged", rows_per_bucket=3)
     damage_silver(settings, DAYS[2])
 
+    before = versions(settings)
+
     result = run(settings, rebuild=True, dates=(DAYS[1], DAYS[2]), now=NOW)
 
     assert not result.silver.incremental and not result.gold.incremental
+    assert one_commit_each(before, versions(settings))
     assert warehouse_rows(settings.warehouse) == expected
