@@ -49,6 +49,33 @@ def test_each_run_is_a_row_with_its_late_events(tmp_path):
     assert by_id[b.run_id]["gold_published"] and by_id[b.run_id]["failed_checks"] == []
 
 
+def test_each_run_reports_the_sessions_it_changed(tmp_path):
+    settings = Settings.load(warehouse=tmp_path / "wh")
+    first = write_events(tmp_path / "a.csv", ("2020-10-01 10:00:00", 1), ("2020-10-02 09:00:00", 2))
+    a = run(settings, [first], now=NOW)
+    # user 1's session gains 10:10; user 3 has two sessions, an hour apart
+    second = write_events(
+        tmp_path / "b.csv", ("2020-10-01 10:10:00", 1), ("2020-10-02 12:00:00", 3), ("2020-10-02 13:00:00", 3)
+    )
+    b = run(settings, [first, second], now=NOW)
+    c = run(settings, [first, second], now=NOW)
+    # user 1's session now starts at 09:50 (a new id; the old one is gone), user 2's gains 09:10,
+    # user 4 has a first session, and 12:30 merges user 3's two sessions into the first
+    third = write_events(
+        tmp_path / "c.csv",
+        ("2020-10-01 09:50:00", 1),
+        ("2020-10-02 09:10:00", 2),
+        ("2020-10-01 12:00:00", 4),
+        ("2020-10-02 12:30:00", 3),
+    )
+    d = run(settings, [third], now=NOW)
+    assert a.sessions_changed == {"new": 2, "updated": 0, "removed": 0}
+    assert b.sessions_changed == {"new": 2, "updated": 1, "removed": 0}
+    assert c.sessions_changed == {"new": 0, "updated": 0, "removed": 0}
+    assert d.sessions_changed == {"new": 2, "updated": 2, "removed": 2}
+    assert d.summary()["sessions_changed"] == d.sessions_changed
+
+
 def test_status_lists_runs_and_tables(tmp_path):
     warehouse = tmp_path / "wh"
     source = write_events(tmp_path / "a.csv", ("2020-10-01 10:00:00", 1))

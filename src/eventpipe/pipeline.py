@@ -10,7 +10,7 @@ from eventpipe.changes import Versions, changes_since
 from eventpipe.gold import GoldResult, build_gold
 from eventpipe.ingest import FileStatus, IngestResult, Progress, ingest
 from eventpipe.quality import QualityResult, report_path, run_checks, write_report
-from eventpipe.runs import count_late_events, new_run_id, newest_event, record_run
+from eventpipe.runs import count_late_events, count_session_changes, new_run_id, newest_event, record_run
 from eventpipe.settings import Settings
 from eventpipe.silver import SilverResult, build_silver, rebuild_silver_dates
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, Warehouse
@@ -28,6 +28,7 @@ class RunResult:
     seconds: float
     started_at: datetime
     late_events: int = 0
+    sessions_changed: dict[str, int] | None = None  # new, updated, removed; None: could not be told
     report: Path | None = None
 
     @property
@@ -51,6 +52,7 @@ class RunResult:
             },
             "duplicates_removed": self.silver.duplicates,
             "late_events": self.late_events,
+            "sessions_changed": self.sessions_changed,
             "quarantined": {"bronze_this_run": self.ingest.quarantined, "silver": self.silver.quarantined},
             "quarantined_by_reason": {"silver": self.silver.quarantined_by_reason},
             "funnel": self.gold.funnel if self.gold else [],
@@ -90,12 +92,20 @@ def run(
             silver = rebuild_silver_dates(settings, *dates, now=now)
         # after an increment, the checks whose cost grows with history look at what changed
         changes = changes_since(warehouse, before, newest_before) if silver.incremental else None
+        sessions_changed = (
+            {"new": 0, "updated": 0, "removed": 0}
+            if silver.unchanged
+            else count_session_changes(
+                warehouse, settings.memory_limit, before.sessions, changes.session_dates if changes else None
+            )
+        )
         quality = run_checks(settings, ("bronze", "silver"), run_id, now, changes, figures=False)
         gold = None
         if not quality.failures:  # the previous gold stays as it was
             gold = build_gold(settings, force=rebuild and dates is None)
             quality = quality.merged(run_checks(settings, ("gold",), run_id, now, changes))
-        result = RunResult(run_id, ingested, silver, gold, quality, time.perf_counter() - began, now, late)
+        seconds = time.perf_counter() - began
+        result = RunResult(run_id, ingested, silver, gold, quality, seconds, now, late, sessions_changed)
         result = replace(result, report=report_path(warehouse, run_id))
         summary = result.summary()
         write_report(warehouse, quality, summary)

@@ -121,8 +121,16 @@ def print_run_summary(result: RunResult) -> None:
             ),
             soft_wrap=True,
         )
+    changed = result.sessions_changed
+    sessions = (
+        f"{changed['new']:,} new, {changed['updated']:,} updated, "
+        f"{changed['removed']:,} gone (merged or re-identified)"
+        if changed is not None
+        else "not known (the version before the run is no longer readable)"
+    )
     err.print(
         f"late events (older than the newest event before the run): {result.late_events:,}\n"
+        f"sessions changed: {sessions}\n"
         f"run {result.run_id} took {result.seconds:.1f} s "
         f"({result.ingest.records / result.seconds if result.seconds else 0:,.0f} new events/s); "
         f"report: {result.report}",
