@@ -169,18 +169,17 @@ class _PartitionedFiles:
 
 
 def _repetitive_columns(sample: pa.RecordBatch, schema: pa.Schema) -> list[str]:
-    """Columns worth dictionary-encoding: all but text that is mostly unique (ids, hashes).
+    """Columns worth dictionary-encoding: those whose values repeat (types, brands, dates, counts).
 
-    Trying a dictionary on unique text costs encoding time and then falls back anyway.
+    A dictionary on mostly unique values (ids, hashes, times, line numbers) costs encoding
+    time and then falls back anyway; at 4.6M users it was half the time of writing user_funnel.
     """
-    unique = {
+    return [
         f.name
         for f in schema
-        if pa.types.is_string(f.type)
-        and sample.num_rows
-        and pc.count_distinct(sample.column(f.name)).as_py() > 0.5 * sample.num_rows
-    }
-    return [f.name for f in schema if f.name not in unique]
+        if not pa.types.is_nested(f.type)
+        and (not sample.num_rows or pc.count_distinct(sample.column(f.name)).as_py() <= 0.5 * sample.num_rows)
+    ]
 
 
 def _runs(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[int, int]]:
