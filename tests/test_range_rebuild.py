@@ -176,6 +176,7 @@ def test_rebuild_from_and_to_on_the_command_line(tmp_path):
     done = run_cli("rebuild", "-w", warehouse, "--from", "2020-10-02", "--to", "2020-10-02", "--json")
     assert done.returncode == 0, done.stderr
     assert '"bronze": 3,' in done.stdout and '"silver_events": 3,' in done.stdout
+    assert "rebuilt silver and gold for events dated 2020-10-02 to 2020-10-02\n" in done.stderr
 
     backwards = run_cli("rebuild", "-w", warehouse, "--from", "2020-10-03", "--to", "2020-10-02")
     assert backwards.returncode == 2

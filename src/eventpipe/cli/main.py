@@ -273,6 +273,15 @@ def rebuild(
         dates = (first.date() if first else None, last.date() if last else None)
     result = run_pipeline(settings, rebuild=True, dates=dates)
     _finish_run(settings, result, report, json)
+    if dates is not None:
+        span = f"events dated {first:%Y-%m-%d} " if first else "events dated from the first "
+        span += f"to {last:%Y-%m-%d}" if last else "to the last"
+        how = (
+            ""
+            if result.silver.incremental
+            else " by a full build (silver needed one, or the range holds more than rows_per_bucket rows)"
+        )
+        console.err.print(f"rebuilt silver and gold for {span}{how}", highlight=False, soft_wrap=True)
     if result.failed:
         raise typer.Exit(1)
 
