@@ -111,7 +111,7 @@ a_chain_across_every_day = [line(DAY_ONE + timedelta(minutes=20 * i), user="9") 
     lines=[line(DAY_ONE)], bot=a_chain_across_every_day, damaged={DAYS[1]}, around=(0, 0), max_session=45
 )
 @hypothesis_settings(
-    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     lines=st.lists(event_lines, min_size=1, max_size=40),
