@@ -12,14 +12,11 @@ bronze rows are recomputed too. Each table changes in one commit.
 
 from datetime import UTC, date, datetime, time, timedelta
 
-import pyarrow as pa
-
-from eventpipe.builds import marked
 from eventpipe.engine import Engine
-from eventpipe.engine.delta import Written
 from eventpipe.silver import sql
-from eventpipe.sql import date_in, date_literal
-from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
+from eventpipe.silver.increment import rewrite_partitions
+from eventpipe.sql import date_literal
+from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
 
 _ALL_BRONZE = "all_bronze_events"
 _DAY = timedelta(days=1)
@@ -71,7 +68,10 @@ def rebuild_dates(
             f"{partition} BETWEEN {_date(first)} AND {_date(last)} OR EXISTS (SELECT 1 FROM chains AS c "
             f"WHERE c.user_id = old.user_id AND old.{moment} BETWEEN c.chain_start AND c.chain_end))"
         )
-        _replace(warehouse, engine, table, partition, replaced, new_rows, record)
+        old_partitions = f"SELECT {partition} FROM {table.view} AS old WHERE {replaced}"
+        rewrite_partitions(
+            warehouse, engine, table, partition, old_partitions, f"NOT ({replaced})", new_rows, record
+        )
     for name in ("bucket_rows", "bucket_events", "chains", "new_sessions"):
         engine.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -156,30 +156,3 @@ def _row(engine: Engine, query: str) -> tuple:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
-
-
-def _replace(
-    warehouse: Warehouse,
-    engine: Engine,
-    table: TableSpec,
-    partition: str,
-    replaced: str,
-    new_rows: str,
-    record: dict,
-) -> Written:
-    """In the partitions of the ``replaced`` rows and of ``new_rows``, put ``new_rows`` in their place."""
-    dates = {
-        r[partition].isoformat()
-        for r in engine.table(
-            f"SELECT DISTINCT {partition} FROM {table.view} AS old WHERE {replaced} "
-            f"UNION SELECT DISTINCT {partition} FROM {new_rows}"
-        ).to_pylist()
-    }
-    if not dates:  # nothing there before or now: a commit that only records the build
-        return warehouse.append(table, pa.table({}), commit=marked(record))
-    columns = ", ".join(engine.table(f"SELECT * FROM {table.view} LIMIT 0").schema.names)
-    rows = engine.stream(
-        f"SELECT {columns} FROM {table.view} AS old WHERE {date_in(partition, dates)} AND NOT ({replaced}) "
-        f"UNION ALL SELECT {columns} FROM {new_rows}"
-    )
-    return warehouse.replace(table, rows, where=[(partition, "in", sorted(dates))], commit=marked(record))

@@ -17,7 +17,7 @@ from eventpipe.engine.delta import Written
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
 from eventpipe.sql import date_in
-from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
+from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
 
 #: The app transaction that says up to which bronze version silver's rejects are in the quarantine.
 REJECTS_APPLIED = "eventpipe.silver.rejects"
@@ -80,22 +80,25 @@ def increment(
         f"CREATE OR REPLACE TEMP TABLE bucket_events AS {sql.events(max_session_length=False)}", params
     )
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sql.SESSIONS}")
-    _rewrite(
+    untouched = "session_id NOT IN (SELECT session_id FROM touched)"
+    rewrite_partitions(
         warehouse,
         engine,
         SILVER_EVENTS,
         "event_date",
         "SELECT event_date FROM silver_events WHERE event_date >= (SELECT min(session_date) FROM touched) "
         "AND session_id IN (SELECT session_id FROM touched)",
+        untouched,
         "bucket_events",
         record,
     )
-    _rewrite(
+    rewrite_partitions(
         warehouse,
         engine,
         SESSIONS,
         "session_date",
         "SELECT session_date FROM touched",
+        untouched,
         "new_sessions",
         record,
     )
@@ -104,16 +107,18 @@ def increment(
     return True
 
 
-def _rewrite(
+def rewrite_partitions(
     warehouse: Warehouse,
     engine: Engine,
-    table,
+    table: TableSpec,
     partition: str,
     old_partitions: str,
+    kept: str,
     new_rows: str,
     record: dict,
 ) -> Written:
-    """Replace the partitions holding touched sessions or new rows: untouched rows kept, new ones added."""
+    """Replace the partitions ``old_partitions`` selects and those of ``new_rows``: the rows there that
+    ``kept`` holds for (SQL on the table's columns) stay, ``new_rows`` are added, in one commit."""
     dates = [
         r[partition]
         for r in engine.table(
@@ -127,9 +132,8 @@ def _rewrite(
     # the dates as literals, so that only their partitions are read
     rows = engine.stream(
         f"""
-        SELECT {columns} FROM {table.view}
-        WHERE {date_in(partition, {d.isoformat() for d in dates})}
-            AND session_id NOT IN (SELECT session_id FROM touched)
+        SELECT {columns} FROM {table.view} AS old
+        WHERE {date_in(partition, {d.isoformat() for d in dates})} AND {kept}
         UNION ALL
         SELECT {columns} FROM {new_rows}
         """
