@@ -51,15 +51,16 @@ def rebuild_dates(
     if bronze_dates is not None:
         start, end = _sessionize_chains(engine, params, max_session_length, dates, bronze_dates)
     else:  # no bronze rows at all: nothing to put back
-        engine.execute("CREATE OR REPLACE TEMP TABLE bucket_events AS SELECT * FROM silver_events LIMIT 0")
+        engine.execute("CREATE OR REPLACE TEMP TABLE new_events AS SELECT * FROM silver_events LIMIT 0")
         engine.execute(
             "CREATE OR REPLACE TEMP TABLE chains AS "
             "SELECT user_id, event_time AS chain_start, event_time AS chain_end FROM silver_events LIMIT 0"
         )
-    engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sql.SESSIONS}")
+    sessions_sql, sessions_params = sql.sessions(params["event_types"])
+    engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sessions_sql}", sessions_params)
     start, end = min(start, first), max(end, last)
     for table, partition, moment, new_rows in (
-        (SILVER_EVENTS, "event_date", "event_time", "bucket_events"),
+        (SILVER_EVENTS, "event_date", "event_time", "new_events"),
         (SESSIONS, "session_date", "session_start", "new_sessions"),
     ):
         # the range's rows, and those of the chains read (only the dates read can hold them)
@@ -72,7 +73,7 @@ def rebuild_dates(
         rewrite_partitions(
             warehouse, engine, table, partition, old_partitions, f"NOT ({replaced})", new_rows, record
         )
-    for name in ("bucket_rows", "bucket_events", "chains", "new_sessions"):
+    for name in ("event_rows", "new_events", "chains", "new_sessions"):
         engine.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -92,7 +93,7 @@ def _sessionize_chains(
     dates: tuple[date, date],
     bronze_dates: tuple[date, date],
 ) -> tuple[date, date]:
-    """The dates read. Leaves ``bucket_events``, the silver events of the chains holding the
+    """The dates read. Leaves ``new_events``, the silver events of the chains holding the
     range's events, and ``chains``, their spans."""
     timeout = timedelta(microseconds=params["timeout_us"])
     (first, last), (oldest, newest) = dates, bronze_dates
@@ -102,7 +103,7 @@ def _sessionize_chains(
         start, end = max(first - before, oldest), min(last + after, newest)
         _bronze_between(engine, start, end)
         engine.execute(
-            "CREATE OR REPLACE TEMP TABLE bucket_rows AS SELECT * EXCLUDE (bucket) FROM (" + sql.VALID + ")",
+            "CREATE OR REPLACE TEMP TABLE event_rows AS " + sql.VALID,
             params,
         )
         engine.execute(
@@ -117,7 +118,7 @@ def _sessionize_chains(
             break
         before, after = before * (2 if open_before else 1), after * (2 if open_after else 1)
     engine.execute(
-        "CREATE OR REPLACE TEMP TABLE bucket_events AS SELECT e.* FROM window_events AS e "
+        "CREATE OR REPLACE TEMP TABLE new_events AS SELECT e.* FROM window_events AS e "
         "JOIN chains AS c ON c.user_id = e.user_id AND e.event_time BETWEEN c.chain_start AND c.chain_end"
     )
     engine.execute("DROP TABLE window_events")

@@ -67,7 +67,7 @@ def increment(
     )
     engine.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE bucket_rows AS
+        CREATE OR REPLACE TEMP TABLE event_rows AS
         SELECT {_FIELDS}, _source_file, _source_line, duplicates + 1 AS _copies
         FROM silver_events
         WHERE event_date >= (SELECT min(session_date) FROM touched)
@@ -77,9 +77,10 @@ def increment(
         """
     )
     engine.execute(
-        f"CREATE OR REPLACE TEMP TABLE bucket_events AS {sql.events(max_session_length=False)}", params
+        f"CREATE OR REPLACE TEMP TABLE new_events AS {sql.events(max_session_length=False)}", params
     )
-    engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sql.SESSIONS}")
+    sessions_sql, sessions_params = sql.sessions(settings.event_types)
+    engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sessions_sql}", sessions_params)
     untouched = "session_id NOT IN (SELECT session_id FROM touched)"
     rewrite_partitions(
         warehouse,
@@ -89,7 +90,7 @@ def increment(
         "SELECT event_date FROM silver_events WHERE event_date >= (SELECT min(session_date) FROM touched) "
         "AND session_id IN (SELECT session_id FROM touched)",
         untouched,
-        "bucket_events",
+        "new_events",
         record,
     )
     rewrite_partitions(
@@ -102,7 +103,7 @@ def increment(
         "new_sessions",
         record,
     )
-    for name in ("new_rows", "touched", "bucket_rows", "bucket_events", "new_sessions"):
+    for name in ("new_rows", "touched", "event_rows", "new_events", "new_sessions"):
         engine.execute(f"DROP TABLE {name}")
     return True
 

@@ -1,11 +1,11 @@
 """The silver transformations as SQL over named relations.
 
-Inputs: ``bronze_events`` (the bronze table); ``EVENTS`` reads ``bucket_rows``,
-the valid rows of one bucket of users. Parameters: ``$spellings`` and
-``$canonical_types`` (two lists: spelling -> canonical type), ``$future_limit`` (events
-after it are quarantined), ``$buckets`` (how many buckets users are hashed
-into), ``$timeout_us`` (session gap, microseconds) and ``$max_session_us``
-(a session's maximum length, when there is one).
+Inputs: ``bronze_events`` (the bronze table); ``events()`` reads ``event_rows``
+(valid rows, see ``VALID``) and ``sessions()`` reads silver events.
+Parameters: ``$spellings`` and ``$canonical_types`` (two lists: spelling ->
+canonical type), ``$future_limit`` (events after it are quarantined),
+``$timeout_us`` (session gap, microseconds) and ``$max_session_us`` (a
+session's maximum length, when there is one).
 """
 
 # Every bronze row, with its canonical type and the first rule it breaks (if any).
@@ -44,33 +44,28 @@ FROM ({JUDGED})
 WHERE reason IS NOT NULL
 """
 
-# Valid rows with their canonical type, and the bucket of users each belongs to.
-# Silver works one bucket at a time, so its memory does not grow with history.
+# Valid rows with their canonical type; each stands for ``_copies`` records (1 for a bronze row).
 VALID = f"""
 SELECT
     event_time, canonical_type AS event_type, product_id, category_id, category_code, brand, price,
-    user_id, user_session, _source_file, _source_line, 1 AS _copies,
-    hash(user_id) % $buckets AS bucket
+    user_id, user_session, _source_file, _source_line, 1 AS _copies
 FROM ({JUDGED})
 WHERE reason IS NULL
 """
 
-# The valid rows of a bucket (``_copies`` of each: 1 for a bronze row, more for a
-# silver event being recomputed), one per distinct content; a deterministic event_id
-# from that content; sessions from gaps per user. Ties in time are ordered by
-# event_id, so the same events always give the same sessions, whatever order
-# they arrived in. A session's id hashes the user and the session's first event.
-# Every window shares one ordering, so DuckDB sorts each bucket once per step.
-_DISTINCT_EVENTS = """
-WITH distinct_events AS (
-    SELECT
-        event_time, event_type, product_id, category_id, category_code, brand,
-        price, user_id, user_session,
-        min(struct_pack(_source_file, _source_line)) AS first_seen,
-        sum(_copies)::BIGINT - 1 AS duplicates
-    FROM bucket_rows
-    GROUP BY ALL
-), identified AS (
+# Silver events from ``event_rows`` (valid rows, each standing for ``_copies`` records:
+# 1 for a bronze row, more for a silver event being recomputed).
+#
+# One sort does all the work. Rows are ordered by user, time and content id, so a
+# user's events are adjacent and in time order, and copies of one event are adjacent;
+# the windows that follow read that order as it streams past (``OVER ()``: no
+# partition, no second sort), which is why they must stay in the subquery's order.
+# A copy group's last row in that order is the one kept: it has the smallest
+# (file, line), where the event was first seen. Ties in time are ordered by
+# event_id, so the same events always give the same sessions, whatever order they
+# arrived in; a session's id hashes the user and its first event's id.
+_ORDERED = """
+WITH identified AS (
     SELECT *,
         md5(concat_ws(chr(31),
             epoch_us(event_time)::VARCHAR, event_type,
@@ -78,58 +73,75 @@ WITH distinct_events AS (
             coalesce(category_code, chr(30)), coalesce(brand, chr(30)),
             coalesce(price::VARCHAR, chr(30)), user_id::VARCHAR, coalesce(user_session, chr(30))
         )) AS event_id
-    FROM distinct_events
-), gaps AS (
+    FROM {rows}
+), ordered AS (
+    SELECT * FROM identified
+    ORDER BY user_id, event_time, event_id, _source_file DESC, _source_line DESC
+), flagged AS (
     SELECT *,
-        coalesce(epoch_us(event_time) - lag(epoch_us(event_time)) OVER by_user > $timeout_us, true)
-            AS starts_visit
-    FROM identified
-    WINDOW by_user AS (PARTITION BY user_id ORDER BY event_time, event_id)
+        event_id IS DISTINCT FROM lag(event_id) OVER () AS first_copy,
+        event_id IS DISTINCT FROM lead(event_id) OVER () AS last_copy,
+        sum(_copies) OVER (ROWS UNBOUNDED PRECEDING) AS copies_so_far,
+        user_id IS DISTINCT FROM lag(user_id) OVER ()
+            OR epoch_us(event_time) - lag(epoch_us(event_time)) OVER () > $timeout_us AS starts_visit
+    FROM ordered
 )"""
 
 _SESSIONS_ARE_VISITS = """, starts AS (
-    SELECT *, starts_visit AS starts_session FROM gaps
+    SELECT *, starts_visit AS starts_session FROM flagged
 )"""
 
 # A maximum length cuts a visit into pieces of that length, counted from the visit's start.
 _SESSIONS_ARE_PIECES_OF_VISITS = """, visits AS (
     SELECT *,
         (epoch_us(event_time) - last_value(CASE WHEN starts_visit THEN epoch_us(event_time) END IGNORE NULLS)
-            OVER by_user) // $max_session_us AS piece
-    FROM gaps
-    WINDOW by_user AS (PARTITION BY user_id ORDER BY event_time, event_id ROWS UNBOUNDED PRECEDING)
+            OVER (ROWS UNBOUNDED PRECEDING)) // $max_session_us AS piece
+    FROM flagged
 ), starts AS (
-    SELECT *,
-        starts_visit OR piece <> lag(piece) OVER (PARTITION BY user_id ORDER BY event_time, event_id)
-            AS starts_session
+    SELECT *, starts_visit OR piece <> lag(piece) OVER () AS starts_session
     FROM visits
 )"""
 
-_SELECT_EVENTS = """
+_SELECT_EVENTS = """, grouped AS (
+    SELECT *,
+        -- the records before this copy group: what the running count held before its first row
+        last_value(CASE WHEN first_copy THEN copies_so_far - _copies END IGNORE NULLS)
+            OVER (ROWS UNBOUNDED PRECEDING) AS copies_before,
+        last_value(CASE WHEN starts_session THEN md5(user_id::VARCHAR || ':' || event_id) END IGNORE NULLS)
+            OVER (ROWS UNBOUNDED PRECEDING) AS session_id
+    FROM starts
+)
 SELECT
     event_id,
-    md5(user_id::VARCHAR || ':' || last_value(CASE WHEN starts_session THEN event_id END IGNORE NULLS) OVER (
-        PARTITION BY user_id ORDER BY event_time, event_id ROWS UNBOUNDED PRECEDING
-    )) AS session_id,
+    session_id,
     event_time,
     CAST(event_time AS DATE) AS event_date,
     event_type, product_id, category_id, category_code, brand, price, user_id, user_session,
-    duplicates,
-    first_seen._source_file AS _source_file,
-    first_seen._source_line AS _source_line
-FROM starts
+    (copies_so_far - copies_before - 1)::BIGINT AS duplicates,
+    _source_file,
+    _source_line
+FROM grouped
+WHERE last_copy
 """
 
 
-def events(max_session_length: bool) -> str:
-    """Silver events of ``bucket_rows``; with ``max_session_length``, uses ``$max_session_us``."""
+def events(max_session_length: bool, rows: str = "event_rows") -> str:
+    """Silver events of the relation ``rows``; with ``max_session_length``, uses ``$max_session_us``."""
     sessions = _SESSIONS_ARE_PIECES_OF_VISITS if max_session_length else _SESSIONS_ARE_VISITS
-    return _DISTINCT_EVENTS + sessions + _SELECT_EVENTS
+    return _ORDERED.format(rows=rows) + sessions + _SELECT_EVENTS
 
 
-# One row per session, from the silver events of a bucket. Money is summed as
-# decimals so the total does not depend on the order rows are added in.
-SESSIONS = """
+def sessions(event_types: list[str], events: str = "new_events") -> tuple[str, dict]:
+    """One row per session of the silver events ``events``, whose types are among ``event_types``.
+
+    Money is summed as decimals, so the total does not depend on the order rows are added in.
+    The distinct types are counted as the types present: far cheaper than ``count(DISTINCT)``.
+    """
+    present = " + ".join(
+        f"(count(*) FILTER (WHERE event_type = $session_type_{i}) > 0)::INTEGER"
+        for i in range(len(event_types))
+    )
+    statement = f"""
 SELECT
     session_id,
     user_id,
@@ -137,7 +149,7 @@ SELECT
     max(event_time) AS session_end,
     CAST(min(event_time) AS DATE) AS session_date,
     count(*) AS events_count,
-    count(DISTINCT event_type) AS unique_event_types,
+    ({present or "0"})::BIGINT AS unique_event_types,
     (epoch_us(max(event_time)) - epoch_us(min(event_time))) / 60e6 AS session_length_minutes,
     count(*) FILTER (WHERE event_type = 'view') AS views,
     count(*) FILTER (WHERE event_type = 'cart') AS carts,
@@ -146,6 +158,7 @@ SELECT
     coalesce(CAST(sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = 'purchase') AS DOUBLE), 0)
         AS revenue,
     count(*) FILTER (WHERE event_type = 'purchase') > 0 AS converted
-FROM bucket_events
+FROM {events}
 GROUP BY session_id, user_id
 """
+    return statement, {f"session_type_{i}": t for i, t in enumerate(event_types)}

@@ -1,18 +1,9 @@
 """The silver stage: bronze in; silver events, sessions and silver quarantine out."""
 
-import itertools
-import math
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from eventpipe.builds import REBUILT, applying, built_from, marked
 from eventpipe.engine import Engine
@@ -52,14 +43,14 @@ def event_types(settings: Settings) -> dict[str, str]:
     return spellings
 
 
-def silver_parameters(settings: Settings, now: datetime, buckets: int = 1) -> dict:
+def silver_parameters(settings: Settings, now: datetime) -> dict:
     spellings = event_types(settings)
     return {
+        "event_types": settings.event_types,
         "spellings": list(spellings),
         "canonical_types": list(spellings.values()),
         "now": now,
         "future_limit": now + timedelta(hours=settings.future_tolerance_hours),
-        "buckets": buckets,
         "timeout_us": round(settings.session_timeout_minutes * 60e6),
         "max_session_us": round(settings.max_session_minutes * 60e6)
         if settings.max_session_minutes
@@ -92,8 +83,7 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
         if current and previous["inputs"] == inputs:
             return _as_built(warehouse, engine, began)
         bronze_rows = bronze.to_pyarrow_dataset().count_rows()
-        buckets = max(1, math.ceil(bronze_rows / settings.rows_per_bucket))
-        params = silver_parameters(settings, now, buckets)
+        params = silver_parameters(settings, now)
         if current and settings.max_session_minutes is None:
             # the same full build, brought further (a range rebuild's mark does not carry over)
             record = {**{k: v for k, v in previous.items() if k != REBUILT}, "inputs": inputs}
@@ -113,29 +103,26 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
             "valid_until": valid_until.astimezone(UTC).isoformat(),
             "build": uuid.uuid4().hex,
         }
-        staging = warehouse.scratch() / f"silver-{uuid.uuid4().hex}"
-        try:
-            rejected = warehouse.replace(
-                QUARANTINE,
-                engine.stream(sql.REJECTED, params),
-                where=[("stage", "=", STAGE)],
-                commit=applying(REJECTS_APPLIED, inputs["bronze"]),
-            )
-            _stage_buckets(engine, staging / "rows", params)
-            build = _BucketBuild(
-                engine, staging, params, sql.events(settings.max_session_minutes is not None)
-            )
-            # both commits record what silver was built from; sessions, the last, completes it
-            events = warehouse.replace(SILVER_EVENTS, build.events(range(buckets)), commit=marked(record))
-            sessions = warehouse.replace(SESSIONS, build.staged_sessions(), commit=marked(record))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        warehouse.expose(engine, (QUARANTINE,))
+        rejected = warehouse.replace(
+            QUARANTINE,
+            engine.stream(sql.REJECTED, params),
+            where=[("stage", "=", STAGE)],
+            commit=applying(REJECTS_APPLIED, inputs["bronze"]),
+        )
+        events_sql = sql.events(settings.max_session_minutes is not None, rows=f"({sql.VALID})")
+        # both commits record what silver was built from; sessions, the last, completes it
+        events = warehouse.replace(SILVER_EVENTS, engine.stream(events_sql, params), commit=marked(record))
+        warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
+        sessions_sql, sessions_params = sql.sessions(settings.event_types, SILVER_EVENTS.view)
+        sessions = warehouse.replace(
+            SESSIONS, engine.stream(sessions_sql, sessions_params), commit=marked(record)
+        )
+        duplicates = engine.scalar(f"SELECT coalesce(sum(duplicates), 0)::BIGINT FROM {SILVER_EVENTS.view}")
         reasons = _quarantined_by_reason(engine)
     return SilverResult(
         bronze_rows=bronze_rows,
         events=events.rows,
-        duplicates=build.duplicates,
+        duplicates=duplicates,
         sessions=sessions.rows,
         quarantined_by_reason=reasons,
         seconds=time.perf_counter() - began,
@@ -233,72 +220,3 @@ def _as_built(
         unchanged=unchanged,
         incremental=incremental,
     )
-
-
-def _stage_buckets(engine: Engine, folder: Path, params: dict) -> None:
-    """Write the valid bronze rows to ``folder``, one sub-folder per bucket of users."""
-    ds.write_dataset(
-        engine.stream(sql.VALID, params),
-        folder,
-        format="ipc",  # read back once, soon: no encoding to pay for
-        partitioning=ds.partitioning(pa.schema([("bucket", pa.uint64())]), flavor="hive"),
-        existing_data_behavior="overwrite_or_ignore",
-    )
-
-
-class _BucketBuild:
-    """Silver events bucket by bucket, staging each bucket's sessions as it goes."""
-
-    # what sessions are computed from; kept aside while a bucket's events stream past
-    _SESSION_INPUTS = ("session_id", "user_id", "event_time", "event_type", "price")
-
-    def __init__(self, engine: Engine, staging: Path, params: dict, events_sql: str) -> None:
-        self.engine, self.staging, self.params = engine, staging, params
-        self.events_sql = events_sql
-        self.duplicates = 0
-
-    def events(self, buckets: range) -> pa.RecordBatchReader:
-        """The silver events of every bucket, as one stream."""
-        present = [b for b in buckets if (self.staging / "rows" / f"bucket={b}").exists()]
-        if not present:  # no valid rows: a pass over nothing gives the empty tables their columns
-            empty = self.engine.table(f"SELECT * FROM ({sql.VALID}) LIMIT 0", self.params)
-            self.engine.register("bucket_rows", empty)
-            events = self.engine.table(self.events_sql, self.params)
-            self._stage_sessions(events.select(list(self._SESSION_INPUTS)), None)
-            return pa.RecordBatchReader.from_batches(events.schema, events.to_batches())
-        batches = self._batches(present)
-        first = next(batches)
-        return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
-
-    def staged_sessions(self) -> pa.RecordBatchReader:
-        folder = self.staging / "sessions"
-        if not folder.exists():  # no events at all: sessions of the (empty) last bucket
-            return self.engine.stream(sql.SESSIONS)
-        # One batch ahead: the default read-ahead held over a GB of sessions at 40M events.
-        staged = ds.dataset(folder, format="ipc")
-        return staged.scanner(batch_readahead=1, fragment_readahead=1).to_reader()
-
-    def _batches(self, buckets: list[int]) -> Iterator[pa.RecordBatch]:
-        for bucket in buckets:
-            self.engine.register(
-                "bucket_rows", ds.dataset(self.staging / "rows" / f"bucket={bucket}", format="ipc")
-            )
-            kept = []
-            # the stream is drained before the next statement: one result at a time per connection
-            for batch in self.engine.stream(self.events_sql, self.params):
-                kept.append(batch.select(list(self._SESSION_INPUTS)))
-                self.duplicates += pc.sum(batch.column("duplicates")).as_py() or 0
-                yield batch
-            self._stage_sessions(pa.Table.from_batches(kept), bucket)
-
-    def _stage_sessions(self, events: pa.Table, bucket: int | None) -> None:
-        self.engine.register("bucket_events", events)
-        ds.write_dataset(
-            self.engine.stream(sql.SESSIONS),
-            self.staging / "sessions",
-            format="ipc",
-            basename_template=f"bucket-{bucket}-{{i}}.arrow",
-            existing_data_behavior="overwrite_or_ignore",
-        )
-        if bucket is not None:  # the empty case keeps it for staged_sessions
-            self.engine.unregister("bucket_events")
