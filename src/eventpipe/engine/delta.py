@@ -9,7 +9,6 @@ wait in memory, and one Delta transaction then adds every file, with the
 caller's commit properties.
 """
 
-import itertools
 import json
 import queue
 import threading
@@ -27,14 +26,15 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction
 
-# Rows wait in memory until there are this many, then each partition's share
-# goes to disk as one row group: memory is bounded by this, whatever the number
-# of partitions, and time-ordered input (one partition at a time) gets row
-# groups of this size.
-_ROWS_BUFFERED = 512 * 1024
-# Input grouped by partition (ingest in time order; silver ordered by date per
-# bucket) is written as it comes; beyond this many stretches it is sorted first.
-_MAX_RUNS = 256
+# Each partition's rows wait in memory until there are this many, then go to disk as
+# one row group; past ``_ROWS_HELD`` rows held in all, the largest partition goes
+# first. Memory stays bounded whatever the number of partitions, and input in
+# partition order (ingest of time-ordered files) gets full row groups.
+_ROWS_PER_GROUP = 256 * 1024
+_ROWS_HELD = 1024 * 1024
+# Encoding runs in threads of their own, overlapping the producer; each encodes
+# the files of its share of the partitions.
+_ENCODERS = 2
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ def write(
     try:
         for batch in batches:
             files.add(batch)
-    finally:
-        written = files.close()
+    except BaseException:
+        files.close(discard=True)  # nothing of a failed write is left behind
+        raise
+    written = files.close()
     table.create_write_transaction(
         [_add_action(root, path, values, metadata) for path, values, metadata in written],
         # overwrite removes the files of the partitions the filters select (all, without filters)
@@ -89,19 +91,22 @@ class _PartitionedFiles:
         self.root, self.partition_by = root, partition_by
         self.file_schema = pa.schema([f for f in schema if f.name not in partition_by])
         self.writers: dict[tuple, tuple[pq.ParquetWriter, Path, dict[str, str | None]]] = {}
-        self.pending: list[pa.RecordBatch] = []
-        self.pending_rows = 0
+        self.held: dict[tuple, list[pa.Table]] = {}
+        self.held_rows: dict[tuple, int] = {}
         self.dictionary_columns: list[str] | None = None
         self.run = uuid.uuid4().hex
-        # Encoding runs in a thread of its own, overlapping the producer; the
-        # queue lets one flush wait while another is encoded, no more.
-        self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.failure: BaseException | None = None
-        self.encoder = threading.Thread(target=self._encode, name="eventpipe-parquet", daemon=True)
-        self.encoder.start()
+        # a small queue per encoder: one row group waits while another is encoded, no more
+        self.queues = [queue.Queue(maxsize=2) for _ in range(_ENCODERS)]
+        self.encoders = [
+            threading.Thread(target=self._encode, args=(q,), name="eventpipe-parquet", daemon=True)
+            for q in self.queues
+        ]
+        for encoder in self.encoders:
+            encoder.start()
 
-    def _encode(self) -> None:
-        while (item := self.queue.get()) is not None:
+    def _encode(self, jobs: queue.Queue) -> None:
+        while (item := jobs.get()) is not None:
             writer, rows = item
             if self.failure is None:
                 try:
@@ -109,63 +114,107 @@ class _PartitionedFiles:
                 except BaseException as error:  # raised in the producer by _put or close
                     self.failure = error
 
-    def _put(self, writer: pq.ParquetWriter, rows: pa.Table) -> None:
-        if self.failure is not None:
-            raise self.failure
-        self.queue.put((writer, rows))
-
     def add(self, batch: pa.RecordBatch) -> None:
         if self.dictionary_columns is None:
             self.dictionary_columns = _repetitive_columns(batch, self.file_schema)
-        for start in range(0, batch.num_rows, _ROWS_BUFFERED):  # large batches in pieces
-            piece = batch.slice(start, _ROWS_BUFFERED)
-            self.pending.append(piece)
-            self.pending_rows += piece.num_rows
-            if self.pending_rows >= _ROWS_BUFFERED:
-                self._flush()
-
-    def _flush(self) -> None:
-        if not self.pending_rows:
+        if not batch.num_rows:
             return
-        rows = pa.Table.from_batches(self.pending)
-        self.pending, self.pending_rows = [], 0
-        if not self.partition_by:
-            self._put(self._writer(())[0], rows.cast(self.file_schema))
-            return
-        runs = _runs(rows, self.partition_by)
-        if len(runs) > _MAX_RUNS:  # scattered partitions: sort, rather than write tiny row groups
-            rows = rows.sort_by([(c, "ascending") for c in self.partition_by])
-            runs = _runs(rows, self.partition_by)
-        for lo, hi in runs:
-            part = rows.slice(lo, hi - lo)
-            key = tuple(part.column(c)[0].as_py() for c in self.partition_by)
-            data = part.drop_columns(list(self.partition_by)).cast(self.file_schema)
-            self._put(self._writer(key)[0], data)
+        for key, part in _by_partition(pa.Table.from_batches([batch]), self.partition_by):
+            self.held.setdefault(key, []).append(part)
+            self.held_rows[key] = self.held_rows.get(key, 0) + part.num_rows
+            if self.held_rows[key] >= _ROWS_PER_GROUP:
+                self._flush(key)
+        while sum(self.held_rows.values()) > _ROWS_HELD:
+            self._flush(max(self.held_rows, key=self.held_rows.__getitem__))
 
-    def _writer(self, key: tuple) -> tuple[pq.ParquetWriter, Path, dict[str, str | None]]:
+    def _flush(self, key: tuple) -> None:
+        rows = pa.concat_tables(self.held.pop(key)).drop_columns(list(self.partition_by))
+        del self.held_rows[key]
+        writer = self._writer(key)
+        if self.failure is not None:
+            raise self.failure
+        self.queues[hash(key) % _ENCODERS].put((writer, rows.cast(self.file_schema)))
+
+    def _writer(self, key: tuple) -> pq.ParquetWriter:
         if key not in self.writers:
             values = {c: _partition_text(v) for c, v in zip(self.partition_by, key, strict=True)}
             folder = self.root.joinpath(*(f"{c}={v}" for c, v in values.items()))
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"part-{self.run}-{len(self.writers)}.parquet"
-            writer = pq.ParquetWriter(path, self.file_schema, use_dictionary=self.dictionary_columns)
+            unique = [c for c in self.file_schema.names if c not in (self.dictionary_columns or [])]
+            writer = pq.ParquetWriter(
+                path,
+                self.file_schema,
+                use_dictionary=self.dictionary_columns,
+                # mostly unique values (ids, hashes) do not compress: do not try
+                compression={
+                    c: "none" if c in unique and _is_text(self.file_schema, c) else "snappy"
+                    for c in self.file_schema.names
+                },
+            )
             self.writers[key] = (writer, path, values)
-        return self.writers[key]
+        return self.writers[key][0]
 
-    def close(self) -> list[tuple[Path, dict[str, str | None], pq.FileMetaData]]:
+    def close(self, discard: bool = False) -> list[tuple[Path, dict[str, str | None], pq.FileMetaData]]:
+        """Finish every file; with ``discard`` (the producer failed), remove them instead."""
         try:
-            self._flush()
+            if not discard:
+                for key in list(self.held):
+                    self._flush(key)
         finally:
-            self.queue.put(None)
-            self.encoder.join()
-        if self.failure is not None:
-            raise self.failure
+            for jobs in self.queues:
+                jobs.put(None)
+            for encoder in self.encoders:
+                encoder.join()
         written = []
         for writer, path, values in self.writers.values():
             writer.close()
-            written.append((path, values, pq.read_metadata(path)))
+            written.append((path, values, path))
         self.writers.clear()
-        return written
+        if discard or self.failure is not None:
+            for _, _, path in written:
+                path.unlink(missing_ok=True)
+            if self.failure is not None and not discard:
+                raise self.failure
+            return []
+        return [(path, values, pq.read_metadata(path)) for path, values, _ in written]
+
+
+def _by_partition(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[tuple, pa.Table]]:
+    """``rows`` split by their partition values (no columns: one part with the empty key)."""
+    if not columns:
+        return [((), rows)]
+    codes = _partition_codes(rows, columns)
+    if not np.any(codes[1:] != codes[:-1]):  # one partition: no copy
+        return [(_key(rows, columns, 0), rows)]
+    order = np.argsort(codes, kind="stable")
+    rows = rows.take(order)
+    codes = codes[order]
+    starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+    ends = np.append(starts[1:], len(codes))
+    return [
+        (_key(rows, columns, int(lo)), rows.slice(lo, hi - lo)) for lo, hi in zip(starts, ends, strict=True)
+    ]
+
+
+def _partition_codes(rows: pa.Table, columns: tuple[str, ...]) -> np.ndarray:
+    """One integer per row, equal for rows of the same partition."""
+    codes = np.zeros(rows.num_rows, np.int64)
+    for column in columns:
+        encoded = pc.dictionary_encode(rows.column(column)).combine_chunks()
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        indices = np.where(encoded.indices.is_null().to_numpy(zero_copy_only=False), -1, indices)
+        codes = codes * (len(encoded.dictionary) + 1) + indices + 1
+    return codes
+
+
+def _key(rows: pa.Table, columns: tuple[str, ...], row: int) -> tuple:
+    return tuple(rows.column(c)[row].as_py() for c in columns)
+
+
+def _is_text(schema: pa.Schema, column: str) -> bool:
+    kind = schema.field(column).type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
 
 
 def _repetitive_columns(sample: pa.RecordBatch, schema: pa.Schema) -> list[str]:
@@ -180,16 +229,6 @@ def _repetitive_columns(sample: pa.RecordBatch, schema: pa.Schema) -> list[str]:
         if not pa.types.is_nested(f.type)
         and (not sample.num_rows or pc.count_distinct(sample.column(f.name)).as_py() <= 0.5 * sample.num_rows)
     ]
-
-
-def _runs(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[int, int]]:
-    """(start, end) of each stretch of rows with the same partition values."""
-    codes = [
-        pc.dictionary_encode(rows.column(c)).combine_chunks().indices.to_numpy(zero_copy_only=False)
-        for c in columns
-    ]
-    changes = np.flatnonzero(np.any([np.diff(c) != 0 for c in codes], axis=0)) + 1
-    return list(itertools.pairwise([0, *changes.tolist(), rows.num_rows]))
 
 
 def _partition_text(value: object) -> str | None:
