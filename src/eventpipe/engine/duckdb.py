@@ -34,6 +34,7 @@ class DuckDBEngine(Engine):
         self.con = duckdb.connect()
         # After connecting: the time-zone setting needs the ICU extension loaded first.
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")  # progress is the CLI's to show, on stderr
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
