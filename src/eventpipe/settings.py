@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     read_chunk_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     """Bytes of raw text parsed per batch; bounds ingest memory."""
 
+    max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """A longer record (line) is quarantined with its length and first bytes, never held whole."""
+
     quality: QualitySettings = Field(default_factory=QualitySettings)
     """Data-quality thresholds and the user's own checks (``[quality]`` in eventpipe.toml)."""
 

@@ -14,7 +14,7 @@ from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from eventpipe.ingest.layout import detect_layout
 from eventpipe.ingest.ledger import FileRecord, Ledger, bronze_commit, quarantine_commit
 from eventpipe.ingest.parse import Layout
-from eventpipe.ingest.records import OnProgress, Split, typed_batches
+from eventpipe.ingest.records import OnProgress, ReadLimits, Split, typed_batches
 from eventpipe.ingest.sources import SourceFile, discover
 from eventpipe.settings import Settings
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, Warehouse
@@ -144,7 +144,14 @@ def _ingest_file(
     ingested_at = datetime.now(UTC)
     split = Split(spill_dir=target.warehouse.root / "_staging")
     batches = split.bronze_batches(
-        typed_batches(target.engine, source, layout, ingested_at, settings.read_chunk_bytes, on_progress)
+        typed_batches(
+            target.engine,
+            source,
+            layout,
+            ingested_at,
+            ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes),
+            on_progress,
+        )
     )
     if ledger.in_bronze(fingerprint):
         # An earlier run committed this file's bronze rows and stopped before

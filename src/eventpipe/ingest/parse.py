@@ -9,12 +9,21 @@ parses each cell and names the first column that fails.
 from dataclasses import dataclass
 
 from eventpipe.fields import EVENT_FIELDS
+from eventpipe.ingest.lines import PREFIX_BYTES
 from eventpipe.sql import ident
 
 # The REES46 spelling '2020-09-24 11:57:06 UTC' and ISO 8601 with an offset
 # both cast to TIMESTAMPTZ; a value without an offset is read as UTC. A time of
 # day is required: a bare date is more likely a broken record than midnight.
 _HAS_TIME_OF_DAY = r"\d:\d\d"
+_STARTS_WITH_DIGIT = r"^\s*\d"  # the parsers also read words such as 'epoch' and 'infinity'
+# An offset beyond 18 hours (ISO 8601 readers accept up to that) is a broken value.
+_OFFSET_OUT_OF_RANGE = r"[+-](19|[2-9]\d|\d{3,}):?\d\d\s*$"
+# Event times outside these years are broken values (an 'epoch' default, a year typo);
+# they would also break the charts and date arithmetic downstream.
+_YEARS = (1970, 9999)
+# A price at or above this is a broken value, and money sums as DECIMAL(18, 6) below it.
+_PRICE_LIMIT = 10**12
 _INTEGER = r"[+-]?\d+"
 
 _INTEGER_FIELDS = ("product_id", "category_id", "user_id")
@@ -32,25 +41,25 @@ class Layout:
 
 
 def csv_cells(layout: Layout) -> str:
-    """Cells of CSV lines from the relation ``raw_lines`` (see :mod:`eventpipe.ingest.lines`)."""
+    """Cells of CSV records from the relation ``raw_records`` (see :mod:`eventpipe.ingest.lines`)."""
     cells = ",\n    ".join(
         f"cells[{layout.positions[f]}] AS c_{f}" if f in layout.positions else f"NULL::VARCHAR AS c_{f}"
         for f in EVENT_FIELDS
     )
     return f"""
-WITH lines AS (
-    SELECT _source_line, raw_record, utf8_ok
-    FROM raw_lines
+WITH records AS (
+    SELECT _source_line, raw_record, {_record_problem()} AS problem
+    FROM raw_records
     WHERE _source_line > 1  -- line 1 is the header
 ), tokens AS (
     SELECT *,
         CASE
-            WHEN NOT utf8_ok THEN NULL
+            WHEN problem IS NOT NULL THEN NULL
             WHEN NOT contains(raw_record, '"') THEN string_split(raw_record, ',')
             -- quoted fields: a field is "..." (with "" for a quote) or has no quote at all
             ELSE regexp_extract_all(raw_record || ',', '("(?:[^"]|"")*"|[^,"]*),', 1)
         END AS parts
-    FROM lines
+    FROM records
     WHERE raw_record <> ''
 ), split AS (
     SELECT *,
@@ -62,9 +71,9 @@ WITH lines AS (
 )
 SELECT
     _source_line,
-    raw_record,
+    {_kept_raw()} AS raw_record,
     CASE
-        WHEN NOT utf8_ok THEN 'encoding: the line is not valid UTF-8'
+        WHEN problem IS NOT NULL THEN problem
         WHEN broken_quotes THEN 'quoting: a double quote is unbalanced or inside an unquoted field'
         WHEN len(cells) <> {layout.width:d}
             THEN 'fields: expected {layout.width:d} fields, found ' || len(cells)
@@ -74,8 +83,48 @@ FROM split
 """
 
 
+def csv_field_cells(layout: Layout) -> tuple[str, str]:
+    """Cells of CSV records already split into fields, and the SQL of a record's raw text.
+
+    The relation ``csv_fields`` has ``_source_line`` and one text column per field
+    of the file (``f1``, ``f2``, ...). These records hold no quote, so a record's
+    text is its fields joined by commas: worked out only for rejected records.
+    """
+    fields = [f"f{i}" for i in range(1, layout.width + 1)]
+    cells = ",\n    ".join(
+        f"f{layout.positions[f]} AS c_{f}" if f in layout.positions else f"NULL::VARCHAR AS c_{f}"
+        for f in EVENT_FIELDS
+    )
+    statement = f"""
+SELECT
+    _source_line,
+    NULL::VARCHAR AS problem,
+    {", ".join(fields)},
+    {cells}
+FROM csv_fields
+"""
+    return statement, f"concat_ws(',', {', '.join(fields)})"
+
+
+def _record_problem() -> str:
+    """A record's problem known before it is parsed: bad encoding (from the reader) or its size."""
+    return """CASE
+        WHEN problem IS NOT NULL THEN problem
+        WHEN strlen(raw_record) > $max_record_bytes THEN 'record: ' || strlen(raw_record)
+            || ' bytes, longer than max_record_bytes (' || $max_record_bytes || ')'
+    END"""
+
+
+def _kept_raw() -> str:
+    """The raw text kept for a record: all of it, but the first bytes of an over-long one."""
+    return (
+        f"CASE WHEN strlen(raw_record) > $max_record_bytes THEN left(raw_record, {PREFIX_BYTES}) "
+        "ELSE raw_record END"
+    )
+
+
 def jsonl_cells(layout: Layout) -> str:
-    """Cells of JSON-lines records from the relation ``raw_lines``.
+    """Cells of JSON-lines records from the relation ``raw_records``.
 
     Parameters: ``$key_<field>``, from :func:`json_paths`.
     """
@@ -86,21 +135,21 @@ def jsonl_cells(layout: Layout) -> str:
         for f in EVENT_FIELDS
     )
     return f"""
-WITH lines AS (
-    SELECT _source_line, raw_record, utf8_ok
-    FROM raw_lines
+WITH records AS (
+    SELECT _source_line, raw_record, {_record_problem()} AS problem
+    FROM raw_records
 ), checked AS (
     -- CASE, not AND: json_type raises on text that is not JSON
-    SELECT *, CASE WHEN utf8_ok AND json_valid(raw_record)
+    SELECT *, CASE WHEN problem IS NULL AND json_valid(raw_record)
         THEN json_type(raw_record) = 'OBJECT' ELSE false END AS valid
-    FROM lines
+    FROM records
     WHERE trim(raw_record) <> ''
 )
 SELECT
     _source_line,
-    raw_record,
+    {_kept_raw()} AS raw_record,
     CASE
-        WHEN NOT utf8_ok THEN 'encoding: the line is not valid UTF-8'
+        WHEN problem IS NOT NULL THEN problem
         WHEN NOT valid THEN 'json: the line is not a JSON object'
     END AS problem,
     {cells}
@@ -126,8 +175,10 @@ FROM read_parquet($path, file_row_number = true) AS source
 """
 
 
-def typed(cells_sql: str) -> str:
+def typed(cells_sql: str, raw: str = "raw_record") -> str:
     """Typed bronze columns plus ``reason`` and ``raw_record`` (both NULL for a good row).
+
+    ``raw`` is the SQL of a record's raw text over the cells' columns.
 
     ``event_time`` comes out as a UTC TIMESTAMP without zone: labelling it UTC
     in Arrow is free, converting it in SQL is not.
@@ -140,19 +191,22 @@ def typed(cells_sql: str) -> str:
         f"WHEN {_present(f)} AND {f} IS NULL THEN '{f}: not an integer: ' || {_shown(f)}"
         for f in _INTEGER_FIELDS
     )
+    first_year, last_year = _YEARS
     return f"""
 WITH cells AS ({cells_sql}
 ), parsed AS (
     SELECT *,
-        -- UTC wall-clock time (TIMESTAMP); the caller labels it UTC without converting
-        coalesce(
+        -- UTC wall-clock time (TIMESTAMP); the caller labels it UTC without converting.
+        CASE WHEN regexp_matches(c_event_time, '{_STARTS_WITH_DIGIT}') THEN coalesce(
             -- the REES46 spelling, fast; then any spelling DuckDB reads that has a time of day
             try_strptime(c_event_time, '%Y-%m-%d %H:%M:%S UTC'),
             CASE WHEN regexp_matches(c_event_time, '{_HAS_TIME_OF_DAY}')
+                AND NOT regexp_matches(c_event_time, '{_OFFSET_OUT_OF_RANGE}')
                 THEN timezone('UTC', TRY_CAST(c_event_time AS TIMESTAMPTZ)) END
-        ) AS event_time,
+        ) END AS event_time,
         {integers},
-        CASE WHEN isfinite(TRY_CAST(c_price AS DOUBLE)) THEN TRY_CAST(c_price AS DOUBLE) END AS price,
+        -- DuckDB also reads '1_000' as a number; adding 0.0 turns -0.0 into 0.0
+        CASE WHEN NOT contains(c_price, '_') THEN TRY_CAST(c_price AS DOUBLE) + 0.0 END AS price,
         {texts}
     FROM cells
 ), judged AS (
@@ -161,8 +215,12 @@ WITH cells AS ({cells_sql}
             WHEN problem IS NOT NULL THEN problem
             WHEN NOT {_present("event_time")} THEN 'event_time: missing'
             WHEN event_time IS NULL THEN 'event_time: not a timestamp: ' || {_shown("event_time")}
+            WHEN NOT isfinite(event_time) OR year(event_time) NOT BETWEEN {first_year} AND {last_year}
+                THEN 'event_time: not in the years {first_year} to {last_year}: ' || {_shown("event_time")}
             {number_checks}
-            WHEN {_present("price")} AND price IS NULL THEN 'price: not a number: ' || {_shown("price")}
+            WHEN {_present("price")} AND (price IS NULL OR NOT isfinite(price))
+                THEN 'price: not a number: ' || {_shown("price")}
+            WHEN abs(price) >= {_PRICE_LIMIT} THEN 'price: not below {_PRICE_LIMIT:,}: ' || {_shown("price")}
         END AS reason
     FROM parsed
 )
@@ -174,7 +232,7 @@ SELECT
     _source_line,
     $ingested_at::TIMESTAMPTZ AS _ingested_at,
     reason,
-    CASE WHEN reason IS NOT NULL THEN raw_record END AS raw_record
+    CASE WHEN reason IS NOT NULL THEN {raw} END AS raw_record
 FROM judged
 """
 

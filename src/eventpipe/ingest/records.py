@@ -3,6 +3,7 @@
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 from eventpipe.engine import Engine
 from eventpipe.fields import BRONZE_SCHEMA, UTC_MICROS
 from eventpipe.ingest import parse
-from eventpipe.ingest.lines import prefetched, read_lines
+from eventpipe.ingest.fields import split_fields
+from eventpipe.ingest.lines import Chunk, Oversized, oversized_table, prefetched, read_chunks, record_table
 from eventpipe.ingest.parse import Layout
 from eventpipe.ingest.sources import SourceFile, SourceFormat
 
@@ -23,31 +25,67 @@ OnProgress = Callable[[int], None]
 QUARANTINE_COLUMNS = ["_source_file", "_source_line", "raw_record", "reason"]
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much of a text file is read at a time, and the longest record accepted."""
+
+    chunk_bytes: int
+    max_record_bytes: int
+
+
 def typed_batches(
     engine: Engine,
     source: SourceFile,
     layout: Layout,
     ingested_at: datetime,
-    chunk_bytes: int,
+    limits: ReadLimits,
     on_progress: OnProgress,
 ) -> Iterator[pa.RecordBatch]:
     """Every record of ``source`` as typed bronze columns plus ``reason`` and ``raw_record``."""
-    params = {"source_file": source.name, "ingested_at": ingested_at}
+    params = {
+        "source_file": source.name,
+        "ingested_at": ingested_at,
+        "max_record_bytes": limits.max_record_bytes,
+    }
     if source.format is SourceFormat.parquet:
         sql = parse.typed(parse.parquet_cells(layout))
         yield from engine.stream(sql, {**params, "path": str(source.path)})
         on_progress(source.size)
         return
     if source.format is SourceFormat.csv:
-        sql = parse.typed(parse.csv_cells(layout))
+        width: int | None = layout.width
+        exact = parse.typed(parse.csv_cells(layout))
+        split = parse.typed(*parse.csv_field_cells(layout))
     else:
-        sql = parse.typed(parse.jsonl_cells(layout))
+        width = None
+        exact = parse.typed(parse.jsonl_cells(layout))
         params |= parse.json_paths(layout)
-    chunk_bytes = _chunk_for(source, chunk_bytes)
-    for lines, position in prefetched(read_lines(str(source.path), source.compressed, chunk_bytes)):
-        engine.register("raw_lines", lines)
-        yield from engine.stream(sql, params)
+    chunks = read_chunks(
+        str(source.path),
+        source.compressed,
+        _chunk_for(source, limits.chunk_bytes),
+        limits.max_record_bytes,
+        width,
+    )
+    # reading, decompressing and splitting (I/O, numpy, Arrow's CSV reader) run ahead in a thread
+    for relation, rows, position in prefetched(_prepared(chunk, width, limits) for chunk in chunks):
+        engine.register(relation, rows)
+        yield from engine.stream(split if relation == _FIELDS else exact, params)
         on_progress(position)
+
+
+_FIELDS, _RECORDS = "csv_fields", "raw_records"
+
+
+def _prepared(chunk: Chunk | Oversized, width: int | None, limits: ReadLimits) -> tuple[str, pa.Table, int]:
+    """(relation, rows, position): a chunk split into CSV fields when it is plain enough
+    to be split by Arrow's CSV reader, else into records for the SQL parser."""
+    if isinstance(chunk, Oversized):
+        return _RECORDS, oversized_table(chunk, limits.max_record_bytes), chunk.position
+    fields = split_fields(chunk, width, limits.max_record_bytes) if width is not None else None
+    if fields is not None:
+        return _FIELDS, fields, chunk.position
+    return _RECORDS, record_table(chunk), chunk.position
 
 
 # Reading, parsing and encoding overlap only across chunks: a file gets at least
