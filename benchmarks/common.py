@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 class Measured:
     seconds: float
     peak_mib: float
+    stdout: str = ""
 
 
 def measure(command: list[str]) -> Measured:
@@ -25,6 +27,51 @@ def measure(command: list[str]) -> Measured:
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()}")
     return Measured(seconds, usage.ru_maxrss / 1024)
+
+
+def measure_tree(command: list[str]) -> Measured:
+    """Run ``command``; its wall time, its standard output and the peak resident memory of its
+    whole process tree (sampled every 20 ms, and never below the main process's own peak)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err)
+        peak = 0
+        while True:
+            done, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if done == process.pid:
+                break
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - began
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode != 0:
+            sys.exit(f"{' '.join(command)} failed:\n{err.read().decode()}")
+        return Measured(seconds, max(peak, usage.ru_maxrss) / 1024, out.read().decode())
+
+
+def _tree_rss(root: int) -> int:
+    """Resident KiB of ``root`` and its descendants, from /proc (0 where it cannot be read)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        found = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(found[1]) if found else 0
+    return total
 
 
 def python(code: str) -> list[str]:

@@ -1,10 +1,11 @@
-"""The old pandas scripts' logic, as the baseline for ``run_bench.py``.
+"""The old pandas scripts' logic: the baseline eventpipe grew out of.
 
-    python benchmarks/pandas_baseline.py EVENTS.csv[.gz] OUT_DIR
+    python benchmarks/peers/pandas_script.py EVENTS.csv[.gz ...] OUT_DIR
 
-Read the CSV, split it by day, standardize event types, sessionize with
+Read the CSVs, split them by day, standardize event types, sessionize with
 groupby/shift/cumsum (30-minute gap) and pivot the gold tables, writing CSVs.
-No deduplication and no quarantine, as the old scripts did.
+No deduplication and no quarantine, as the old scripts did. Prints
+``events=N sessions=M``.
 """
 
 import sys
@@ -15,8 +16,8 @@ import pandas as pd
 TIMEOUT = pd.Timedelta(minutes=30)
 
 
-def main(source: str, out: Path) -> None:
-    events = pd.read_csv(source)
+def main(sources: list[str], out: Path) -> None:
+    events = pd.concat([pd.read_csv(source) for source in sources], ignore_index=True)
     events["event_time"] = pd.to_datetime(events["event_time"], format="%Y-%m-%d %H:%M:%S UTC", utc=True)
     days = []
     for _, day in events.groupby(events["event_time"].dt.date):
@@ -47,10 +48,11 @@ def main(source: str, out: Path) -> None:
     )
     funnel = silver.pivot_table(index="user_id", columns="event_type", aggfunc="size", fill_value=0)
     funnel = funnel.rename(columns={"view": "views", "cart": "carts", "purchase": "purchases"})
-    funnel[["carts", "purchases", "views"]].reset_index().to_csv(
+    funnel.reindex(columns=["carts", "purchases", "views"], fill_value=0).reset_index().to_csv(
         out / "gold" / "user_funnel.csv", index=False
     )
+    print(f"events={len(silver)} sessions={len(sessions)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    main(sys.argv[1:-1], Path(sys.argv[-1]))

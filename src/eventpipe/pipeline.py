@@ -2,7 +2,7 @@
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -30,6 +30,7 @@ class RunResult:
     late_events: int = 0
     sessions_changed: dict[str, int] | None = None  # new, updated, removed; None: could not be told
     report: Path | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step, in order
 
     @property
     def failed(self) -> bool:
@@ -61,6 +62,7 @@ class RunResult:
             "checks": {c.name: c.status for c in self.quality.checks},
             "failed_checks": [c.name for c in self.quality.failures],
             "report": str(self.report) if self.report else None,
+            "stage_seconds": self.stage_seconds,
         }
 
 
@@ -80,6 +82,7 @@ def run(
     began = time.perf_counter()
     now = now or datetime.now(UTC)
     run_id = new_run_id(now)
+    timer = _StageTimer()
     warehouse = Warehouse.open(settings.warehouse, create=True)
     with warehouse.lock():
         newest_before = newest_event(warehouse, settings.memory_limit)
@@ -87,6 +90,7 @@ def run(
         ingested = _nothing_ingested(warehouse) if rebuild else ingest(settings, sources, progress)
         new_files = [f.path for f in ingested.files if f.status is FileStatus.ingested]
         late = count_late_events(warehouse, settings.memory_limit, new_files, newest_before)
+        timer.lap("ingest")
         silver = build_silver(settings, now, force=rebuild and dates is None)
         if dates is not None and (silver.unchanged or silver.incremental):  # not just built in full
             silver = rebuild_silver_dates(settings, *dates, now=now)
@@ -99,18 +103,35 @@ def run(
                 warehouse, settings.memory_limit, before.sessions, changes.session_dates if changes else None
             )
         )
+        timer.lap("silver")
         quality = run_checks(settings, ("bronze", "silver"), run_id, now, changes, figures=False)
+        timer.lap("checks after silver")
         gold = None
         if not quality.failures:  # the previous gold stays as it was
             gold = build_gold(settings, force=rebuild and dates is None)
+            timer.lap("gold")
             quality = quality.merged(run_checks(settings, ("gold",), run_id, now, changes))
+            timer.lap("checks after gold")
         seconds = time.perf_counter() - began
         result = RunResult(run_id, ingested, silver, gold, quality, seconds, now, late, sessions_changed)
-        result = replace(result, report=report_path(warehouse, run_id))
+        result = replace(result, report=report_path(warehouse, run_id), stage_seconds=timer.laps)
         summary = result.summary()
         write_report(warehouse, quality, summary)
         record_run(warehouse, _run_row(result, summary, new_files))
     return result
+
+
+class _StageTimer:
+    """Wall seconds of each step of a run, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._mark, 3)
+        self._mark = now
 
 
 def _nothing_ingested(warehouse: Warehouse) -> IngestResult:

@@ -1,0 +1,127 @@
+"""Raw events to gold: eventpipe next to the scripts a data engineer would otherwise write.
+
+    python benchmarks/compare_bench.py [--sizes 1000000 10000000] [--large] [--workdir DIR]
+
+For each size, the same generated REES46-shaped events as one plain CSV and as
+daily gzip files, run through: the old pandas scripts (up to 10M events), a
+DuckDB script, the same script with memory_limit='2GB', a Polars script
+(``benchmarks/peers/``) and ``eventpipe run --no-report`` on a new warehouse.
+Each figure is the wall time, events per second and the peak resident memory
+of the command's whole process tree, measured in this run; eventpipe's line
+adds its seconds per stage. A peer's figure is printed only when its silver
+event and session counts equal eventpipe's on the same input. ``--large`` adds
+40M events.
+"""
+
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import Measured, arguments, eventpipe, measure_tree, python
+
+PEERS = Path(__file__).with_name("peers")
+LARGE = 40_000_000
+PANDAS_UP_TO = 10_000_000
+
+
+@dataclass(frozen=True)
+class Line:
+    what: str
+    events: int
+    measured: Measured
+    counts: tuple[int, int] | None
+    note: str = ""
+
+
+def inputs(workdir: Path, size: int) -> dict[str, list[str]]:
+    """The size's events as one plain CSV and as daily gzip files (generated once, kept)."""
+    plain, daily = workdir / f"events-{size}.csv", workdir / f"daily-{size}"
+    for out, per_day in ((plain, False), (daily, True)):
+        if not out.exists():
+            # in a child process, so that the generator's memory counts in no measured peak
+            measure_tree(
+                python(
+                    "from pathlib import Path; from eventpipe.generate import generate_files; "
+                    f"generate_files(Path({str(out)!r}), {size}, seed=11, days=30, per_day={per_day}, "
+                    f"compress={per_day})"
+                )
+            )
+    return {"one plain CSV": [str(plain)], "daily gzip files": sorted(str(p) for p in daily.iterdir())}
+
+
+def run_peers(size: int, files: list[str], scratch: Path) -> list[Line]:
+    peers = [
+        ("DuckDB script", [sys.executable, str(PEERS / "duckdb_script.py")], []),
+        ("DuckDB script, memory_limit 2GB", [sys.executable, str(PEERS / "duckdb_script.py")],
+         ["--memory-limit", "2GB"]),
+        ("Polars script", [sys.executable, str(PEERS / "polars_script.py")], []),
+    ]  # fmt: skip
+    if size <= PANDAS_UP_TO:
+        peers.insert(0, ("pandas (the old scripts)", [sys.executable, str(PEERS / "pandas_script.py")], []))
+    lines = []
+    for what, command, options in peers:
+        out = scratch / "peer"
+        shutil.rmtree(out, ignore_errors=True)
+        measured = measure_tree([*command, *files, str(out), *options])
+        lines.append(Line(what, size, measured, _counts(measured.stdout)))
+        shutil.rmtree(out, ignore_errors=True)
+    return lines
+
+
+def run_eventpipe(size: int, files: list[str], scratch: Path) -> Line:
+    warehouse = scratch / "warehouse"
+    shutil.rmtree(warehouse, ignore_errors=True)
+    sources = (
+        [arg for f in files for arg in ("-s", f)] if len(files) == 1 else ["-s", str(Path(files[0]).parent)]
+    )
+    measured = measure_tree(eventpipe("run", "-q", "--no-report", "--json", *sources, "-w", str(warehouse)))
+    summary = json.loads(measured.stdout)
+    stages = ", ".join(f"{name} {seconds:.1f}" for name, seconds in summary["stage_seconds"].items())
+    counts = (summary["rows"]["silver_events"], summary["rows"]["sessions"])
+    shutil.rmtree(warehouse, ignore_errors=True)
+    return Line("eventpipe run", size, measured, counts, note=f"stages (s): {stages}")
+
+
+def _counts(stdout: str) -> tuple[int, int] | None:
+    found = re.search(r"events=(\d+) sessions=(\d+)", stdout)
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def main() -> None:
+    args = arguments(__doc__, **{"--large": {"action": "store_true", "help": f"add {LARGE:,} events"}})
+    sizes = [*args.sizes, LARGE] if args.large else args.sizes
+    print(f"{'input':<18} {'what':<34} {'events':>11} {'seconds':>8} {'events/s':>11} {'peak MiB':>9}  note")
+    for size in sizes:
+        for shape, files in inputs(args.workdir, size).items():
+            ours = run_eventpipe(size, files, args.workdir)
+            peers = run_peers(size, files, args.workdir)
+            for line in [ours, *peers]:
+                note = line.note
+                if line is not ours and line.counts != ours.counts:
+                    note = f"counts {line.counts} differ from eventpipe's {ours.counts}: figure withheld"
+                    print(f"{shape:<18} {line.what:<34} {size:>11,} {'-':>8} {'-':>11} {'-':>9}  {note}")
+                    continue
+                m = line.measured
+                print(
+                    f"{shape:<18} {line.what:<34} {size:>11,} {m.seconds:>8.1f} {size / m.seconds:>11,.0f} "
+                    f"{m.peak_mib:>9,.0f}  {note}",
+                    flush=True,
+                )
+            _ratios(shape, size, ours, peers)
+
+
+def _ratios(shape: str, size: int, ours: Line, peers: list[Line]) -> None:
+    by_name = {p.what: p for p in peers}
+    duckdb, pandas = by_name["DuckDB script"], by_name.get("pandas (the old scripts)")
+    parts = [f"eventpipe / DuckDB script = {ours.measured.seconds / duckdb.measured.seconds:.2f}"]
+    if pandas is not None:
+        parts.append(f"pandas / eventpipe = {pandas.measured.seconds / ours.measured.seconds:.1f}x")
+    parts.append(f"eventpipe peak {ours.measured.peak_mib / 1024:.2f} GiB")
+    print(f"{shape:<18} {'ratios':<34} {size:>11,}  " + "; ".join(parts), flush=True)
+
+
+if __name__ == "__main__":
+    main()
