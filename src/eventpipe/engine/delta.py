@@ -26,6 +26,8 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction
 
+from eventpipe.prefetch import prefetched
+
 # Each partition's rows wait in memory until there are this many, then go to disk as
 # one row group; past ``_ROWS_HELD`` rows held in all, the largest partition goes
 # first. Memory stays bounded whatever the number of partitions, and input in
@@ -65,7 +67,8 @@ def write(
     root = Path(table.table_uri.removeprefix("file://"))
     files = _PartitionedFiles(root, schema, partition_by)
     try:
-        for batch in batches:
+        # the next batches are computed (a query streaming past) while this thread splits the last
+        for batch in prefetched(iter(batches), depth=2):
             files.add(batch)
     except BaseException:
         files.close(discard=True)  # nothing of a failed write is left behind
@@ -188,13 +191,11 @@ def _by_partition(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[tuple,
     if not np.any(codes[1:] != codes[:-1]):  # one partition: no copy
         return [(_key(rows, columns, 0), rows)]
     order = np.argsort(codes, kind="stable")
-    rows = rows.take(order)
-    codes = codes[order]
-    starts = np.flatnonzero(np.concatenate([[True], codes[1:] != codes[:-1]]))
+    starts = np.flatnonzero(np.concatenate([[True], codes[order][1:] != codes[order][:-1]]))
     ends = np.append(starts[1:], len(codes))
-    return [
-        (_key(rows, columns, int(lo)), rows.slice(lo, hi - lo)) for lo, hi in zip(starts, ends, strict=True)
-    ]
+    # a part of its own for each partition: a slice would keep the whole batch in memory while held
+    parts = [rows.take(order[lo:hi]) for lo, hi in zip(starts, ends, strict=True)]
+    return [(_key(part, columns, 0), part) for part in parts]
 
 
 def _partition_codes(rows: pa.Table, columns: tuple[str, ...]) -> np.ndarray:

@@ -16,8 +16,6 @@ the limit is reported with its length and first bytes, never held whole.
 
 import csv
 import io
-import queue
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -274,39 +272,3 @@ def _with_escaped(raw: pa.Array, bad: np.ndarray) -> tuple[pa.Array, pa.Array]:
     is_bad[bad] = True
     escaped = pa.array(replacement, pa.large_string()).cast(pa.large_binary())
     return pc.if_else(pa.array(is_bad), escaped, raw), pa.array(problems, pa.string())
-
-
-def prefetched(items: Iterator, depth: int = 2) -> Iterator:
-    """``items``, produced in a background thread up to ``depth`` ahead.
-
-    Reading and splitting lines (I/O, decompression, numpy) then overlaps with
-    parsing the previous chunk, which DuckDB does on its own threads.
-    """
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                handoff.put(item)
-            handoff.put(done)
-        except BaseException as error:  # handed to the consumer, raised there
-            handoff.put(error)
-
-    worker = threading.Thread(target=produce, name="eventpipe-read", daemon=True)
-    worker.start()
-    try:
-        while (item := handoff.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                handoff.get_nowait()
-            except queue.Empty:
-                worker.join(0.01)

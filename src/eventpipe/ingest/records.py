@@ -15,9 +15,10 @@ from eventpipe.engine import Engine
 from eventpipe.fields import BRONZE_SCHEMA, UTC_MICROS
 from eventpipe.ingest import parse
 from eventpipe.ingest.fields import split_fields
-from eventpipe.ingest.lines import Chunk, Oversized, oversized_table, prefetched, read_chunks, record_table
+from eventpipe.ingest.lines import Chunk, Oversized, oversized_table, read_chunks, record_table
 from eventpipe.ingest.parse import Layout
 from eventpipe.ingest.sources import SourceFile, SourceFormat
+from eventpipe.prefetch import prefetched
 
 #: Called with the bytes of the file read so far.
 OnProgress = Callable[[int], None]

@@ -107,7 +107,8 @@ def _sessionize_chains(
             params,
         )
         engine.execute(
-            f"CREATE OR REPLACE TEMP TABLE window_events AS {sql.events(max_session_length)}", params
+            f"CREATE OR REPLACE TEMP TABLE window_events AS {sql.events(max_session_length)}",
+            {**params, **sql.expose_source_files(engine, "event_rows")},
         )
         engine.execute(_CHAINS, {**params, "from": _midnight(first), "until": _midnight(last + _DAY)})
         earliest, latest = _row(engine, "SELECT min(chain_start), max(chain_end) FROM chains")

@@ -76,6 +76,7 @@ def increment(
         SELECT {_FIELDS}, _source_file, _source_line, _copies FROM new_rows
         """
     )
+    params = {**params, **sql.expose_source_files(engine, "event_rows")}
     engine.execute(
         f"CREATE OR REPLACE TEMP TABLE new_events AS {sql.events(max_session_length=False)}", params
     )

@@ -8,6 +8,10 @@ canonical type), ``$future_limit`` (events after it are quarantined),
 session's maximum length, when there is one).
 """
 
+import pyarrow as pa
+
+from eventpipe.engine import Engine
+
 # Every bronze row, with its canonical type and the first rule it breaks (if any).
 # The spellings are a constant map rather than a joined table: a join let the
 # planner build its hash table on bronze, which does not fit in memory.
@@ -66,17 +70,19 @@ WHERE reason IS NULL
 # arrived in; a session's id hashes the user and its first event's id.
 _ORDERED = """
 WITH identified AS (
-    SELECT *,
+    -- the file as its place among the files (in name order): a small number is far cheaper
+    -- to sort and carry than a path
+    SELECT r.* EXCLUDE (_source_file), f.file_index,
         md5(concat_ws(chr(31),
             epoch_us(event_time)::VARCHAR, event_type,
             coalesce(product_id::VARCHAR, chr(30)), coalesce(category_id::VARCHAR, chr(30)),
             coalesce(category_code, chr(30)), coalesce(brand, chr(30)),
             coalesce(price::VARCHAR, chr(30)), user_id::VARCHAR, coalesce(user_session, chr(30))
         )) AS event_id
-    FROM {rows}
+    FROM {rows} AS r JOIN source_files AS f USING (_source_file)
 ), ordered AS (
     SELECT * FROM identified
-    ORDER BY user_id, event_time, event_id, _source_file DESC, _source_line DESC
+    ORDER BY user_id, event_time, event_id, file_index DESC, _source_line DESC
 ), flagged AS (
     SELECT *,
         event_id IS DISTINCT FROM lag(event_id) OVER () AS first_copy,
@@ -118,7 +124,7 @@ SELECT
     CAST(event_time AS DATE) AS event_date,
     event_type, product_id, category_id, category_code, brand, price, user_id, user_session,
     (copies_so_far - copies_before - 1)::BIGINT AS duplicates,
-    _source_file,
+    $source_files[file_index] AS _source_file,
     _source_line
 FROM grouped
 WHERE last_copy
@@ -126,9 +132,22 @@ WHERE last_copy
 
 
 def events(max_session_length: bool, rows: str = "event_rows") -> str:
-    """Silver events of the relation ``rows``; with ``max_session_length``, uses ``$max_session_us``."""
+    """Silver events of the relation ``rows``; with ``max_session_length``, uses ``$max_session_us``.
+
+    Also reads ``source_files`` (``_source_file``, ``file_index``: every file of ``rows``,
+    numbered from 1 in name order) and ``$source_files`` (the same names as a list);
+    :func:`expose_source_files` gives both.
+    """
     sessions = _SESSIONS_ARE_PIECES_OF_VISITS if max_session_length else _SESSIONS_ARE_VISITS
     return _ORDERED.format(rows=rows) + sessions + _SELECT_EVENTS
+
+
+def expose_source_files(engine: Engine, relation: str) -> dict:
+    """Register ``source_files`` for the files of ``relation``; returns the ``$source_files``
+    parameter. Both are what ``events`` reads."""
+    names = sorted(engine.table(f"SELECT DISTINCT _source_file FROM {relation}").column(0).to_pylist())
+    engine.register("source_files", pa.table({"_source_file": names, "file_index": range(1, len(names) + 1)}))
+    return {"source_files": names}
 
 
 def sessions(event_types: list[str], events: str = "new_events") -> tuple[str, dict]:

@@ -110,6 +110,7 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
             commit=applying(REJECTS_APPLIED, inputs["bronze"]),
         )
         events_sql = sql.events(settings.max_session_minutes is not None, rows=f"({sql.VALID})")
+        params |= sql.expose_source_files(engine, BRONZE_EVENTS.view)
         # both commits record what silver was built from; sessions, the last, completes it
         events = warehouse.replace(SILVER_EVENTS, engine.stream(events_sql, params), commit=marked(record))
         warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
