@@ -18,3 +18,26 @@ def date_in(expression: str, dates: set[str]) -> str:
 def date_literal(value: str) -> str:
     """An ISO date as a SQL date literal; anything else is refused rather than put in SQL."""
     return f"DATE '{date.fromisoformat(value).isoformat()}'"
+
+
+_DAY_US, _MINUTE_US = 86_400_000_000, 60_000_000
+
+
+def utc_date(instant: str) -> str:
+    """SQL for the UTC date of the TIMESTAMPTZ ``instant``.
+
+    Worked out from its microseconds since the epoch: casting a TIMESTAMPTZ goes through
+    the time-zone calendar, several times slower on millions of rows.
+    """
+    return f"(DATE '1970-01-01' + CAST({_floor_div(f'epoch_us({instant})', _DAY_US)} AS INTEGER))"
+
+
+def utc_minute_number(instant: str) -> str:
+    """SQL for the minutes since the epoch of the TIMESTAMPTZ ``instant`` (group by this, then
+    turn the minutes into a time with ``to_timestamp(minutes * 60)``: see ``utc_date``)."""
+    return _floor_div(f"epoch_us({instant})", _MINUTE_US)
+
+
+def _floor_div(value: str, divisor: int) -> str:
+    """Integer division rounding down, for times before 1970 too (``//`` rounds toward zero)."""
+    return f"(({value}) - ((({value}) % {divisor}) + {divisor}) % {divisor}) // {divisor}"

@@ -103,7 +103,7 @@ def increment(
     for table, (statement, params) in statements.items():
         written[table] = warehouse.replace(table, engine.stream(statement, params), commit=marked(record))
     if session_dates:
-        statement, params = sql.session_step_times(settings.funnel_steps, "session_events", "day_sessions")
+        statement, params = sql.session_step_times(settings.funnel_steps, "session_events")
         written[FUNNEL_SESSIONS] = warehouse.replace(
             FUNNEL_SESSIONS,
             engine.stream(statement, params),

@@ -6,7 +6,7 @@ minutes, days or users runs exactly the SQL a full build runs. Values go in as
 parameters, names through ``ident``.
 """
 
-from eventpipe.sql import ident
+from eventpipe.sql import ident, utc_date, utc_minute_number
 
 # Money is summed as decimals, so totals do not depend on the order of rows.
 _REVENUE = "CAST(sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = 'purchase') AS DOUBLE)"
@@ -17,13 +17,17 @@ def events_by_minute(event_types: list[str], events: str = "silver_events") -> t
     per_type = ",\n    ".join(
         f"count(*) FILTER (WHERE event_type = $type_{i}) AS {ident(t)}" for i, t in enumerate(event_types)
     )
+    # grouped by the minute's number, made a time once per minute
     statement = f"""
-SELECT
-    date_trunc('minute', event_time) AS minute,
-    count(*) AS events_count,
-    {per_type}
-FROM {events}
-GROUP BY 1
+SELECT to_timestamp(minute_number * 60) AS minute, * EXCLUDE (minute_number)
+FROM (
+    SELECT
+        {utc_minute_number("event_time")} AS minute_number,
+        count(*) AS events_count,
+        {per_type}
+    FROM {events}
+    GROUP BY 1
+)
 """
     return statement, {f"type_{i}": t for i, t in enumerate(event_types)}
 
@@ -39,23 +43,15 @@ GROUP BY 1
 def user_funnel(steps: list[str], events: str = "silver_events") -> tuple[str, dict]:
     """Per user: counts per type, revenue, and when the user entered each funnel step
     (``funnel_step_times``, NULL if never the first)."""
-    times, params = step_times(steps, "user_id", events)
-    statement = f"""
-WITH counts AS (
-    SELECT
-        user_id,
+    counts = f"""
         count(*) FILTER (WHERE event_type = 'view') AS views,
         count(*) FILTER (WHERE event_type = 'cart') AS carts,
         count(*) FILTER (WHERE event_type = 'remove_from_cart') AS removals,
         count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
-        coalesce({_REVENUE}, 0) AS revenue
-    FROM {events}
-    GROUP BY 1
-), entered AS ({times})
-SELECT counts.*, entered.step_times AS funnel_step_times
-FROM counts LEFT JOIN entered USING (user_id)
-"""
-    return statement, params
+        coalesce({_REVENUE}, 0) AS revenue"""
+    return step_times(
+        steps, "user_id", events, counts, "views, carts, removals, purchases, revenue", "funnel_step_times"
+    )
 
 
 def sessions_daily(sessions: str = "sessions") -> str:
@@ -87,18 +83,28 @@ GROUP BY 1
 """
 
 
-def step_times(steps: list[str], entity: str, events: str = "silver_events") -> tuple[str, dict]:
+def step_times(
+    steps: list[str],
+    entity: str,
+    events: str = "silver_events",
+    aggregates: str = "",
+    columns: str = "",
+    times_column: str = "step_times",
+    entered_only: bool = False,
+) -> tuple[str, dict]:
     """When each ``entity`` (``session_id`` or ``user_id``) entered each step of the ordered funnel.
 
-    One row per entity that entered the first step: ``step_times[k]`` is its
-    earliest step-k event at or after it entered step k-1 (NULL if it never did);
-    it enters step 1 at its first step-1 event.
+    One row per entity of ``events``: ``times_column[k]`` is its earliest step-k event
+    at or after it entered step k-1 (NULL if it never did); it enters step 1 at
+    its first step-1 event; the whole list is NULL if it never did (with
+    ``entered_only``, such entities are left out). ``aggregates`` are further
+    aggregates over the entity's events, computed in the same pass as step 1,
+    and ``columns`` the names they are given in the result.
     """
     key = ident(entity)
-    reached = [
-        f"step_1 AS (SELECT {key} AS entity, min(event_time) AS at FROM {events} "
-        f"WHERE event_type = $step_1 GROUP BY 1)"
-    ]
+    extra = f",{aggregates}" if aggregates else ""
+    first = "min(event_time) FILTER (WHERE event_type = $step_1)"
+    reached = [f"step_1 AS (SELECT {key} AS entity, {first} AS at{extra} FROM {events} GROUP BY 1)"]
     for k in range(2, len(steps) + 1):
         reached.append(
             f"step_{k} AS (SELECT e.{key} AS entity, min(e.event_time) AS at "
@@ -108,21 +114,26 @@ def step_times(steps: list[str], entity: str, events: str = "silver_events") -> 
     times = ", ".join(f"step_{k}.at" for k in range(1, len(steps) + 1))
     joins = " ".join(f"LEFT JOIN step_{k} USING (entity)" for k in range(2, len(steps) + 1))
     ctes = ",\n".join(reached)
+    selected = f"{columns}, " if columns else ""
     statement = f"""
 WITH {ctes}
-SELECT entity AS {key}, [{times}] AS step_times
+SELECT entity AS {key}, {selected}CASE WHEN step_1.at IS NOT NULL THEN [{times}] END AS {times_column}
 FROM step_1 {joins}
+{"WHERE step_1.at IS NOT NULL" if entered_only else ""}
 """
     return statement, {f"step_{k}": s for k, s in enumerate(steps, start=1)}
 
 
-def session_step_times(steps: list[str], events: str, sessions: str) -> tuple[str, dict]:
-    """``step_times`` per session, with the session's date (the table is partitioned by it)."""
-    statement, params = step_times(steps, "session_id", events)
-    return (
-        f"SELECT t.session_id, s.session_date, t.step_times FROM ({statement}) AS t "
-        f"JOIN {sessions} AS s USING (session_id)",
-        params,
+def session_step_times(steps: list[str], events: str) -> tuple[str, dict]:
+    """``step_times`` of the sessions of ``events`` (all events of each) that entered the first
+    step, with the session's date, which the table is partitioned by."""
+    return step_times(
+        steps,
+        "session_id",
+        events,
+        f"\n        {utc_date('min(event_time)')} AS session_date",
+        "session_date",
+        entered_only=True,
     )
 
 

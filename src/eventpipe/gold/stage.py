@@ -95,7 +95,7 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
         EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
         EVENTS_BY_TYPE: (sql.events_by_type(), {}),
         USER_FUNNEL: sql.user_funnel(settings.funnel_steps),
-        FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "silver_events", "sessions"),
+        FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "silver_events"),
         SESSIONS_DAILY: (sql.sessions_daily(), {}),
         DAILY_METRICS: (sql.daily_metrics(), {}),
     }

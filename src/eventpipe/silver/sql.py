@@ -11,6 +11,7 @@ session's maximum length, when there is one).
 import pyarrow as pa
 
 from eventpipe.engine import Engine
+from eventpipe.sql import utc_date
 
 # Every bronze row, with its canonical type and the first rule it breaks (if any).
 # The spellings are a constant map rather than a joined table: a join let the
@@ -121,7 +122,7 @@ SELECT
     event_id,
     session_id,
     event_time,
-    CAST(event_time AS DATE) AS event_date,
+    {event_date} AS event_date,
     event_type, product_id, category_id, category_code, brand, price, user_id, user_session,
     (copies_so_far - copies_before - 1)::BIGINT AS duplicates,
     $source_files[file_index] AS _source_file,
@@ -139,7 +140,9 @@ def events(max_session_length: bool, rows: str = "event_rows") -> str:
     :func:`expose_source_files` gives both.
     """
     sessions = _SESSIONS_ARE_PIECES_OF_VISITS if max_session_length else _SESSIONS_ARE_VISITS
-    return _ORDERED.format(rows=rows) + sessions + _SELECT_EVENTS
+    return (
+        _ORDERED.format(rows=rows) + sessions + _SELECT_EVENTS.replace("{event_date}", utc_date("event_time"))
+    )
 
 
 def expose_source_files(engine: Engine, relation: str) -> dict:
@@ -166,7 +169,7 @@ SELECT
     user_id,
     min(event_time) AS session_start,
     max(event_time) AS session_end,
-    CAST(min(event_time) AS DATE) AS session_date,
+    {utc_date("min(event_time)")} AS session_date,
     count(*) AS events_count,
     ({present or "0"})::BIGINT AS unique_event_types,
     (epoch_us(max(event_time)) - epoch_us(min(event_time))) / 60e6 AS session_length_minutes,
