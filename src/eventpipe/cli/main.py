@@ -106,6 +106,8 @@ def ingest(
                 "events_per_second": result.events_per_second,
             }
         )
+    if result.failed:
+        raise typer.Exit(FILES_NOT_INGESTED)
 
 
 @app.command()
@@ -163,6 +165,11 @@ def gold(
         console.print_json(asdict(result))
 
 
+# Exit codes (the README lists them): 0 done; 1 a `fail` check failed (gold not published);
+# 2 a user mistake stopped the command before it changed anything (see errors.py);
+# 3 the warehouse is locked by another run; 4 done, but some files could not be ingested.
+CHECK_FAILED, FILES_NOT_INGESTED = 1, 4
+
 ReportFlag = Annotated[bool, typer.Option(help="Write the HTML report to warehouse/_reports/<run id>.html.")]
 
 
@@ -196,13 +203,15 @@ def run(
     with console.progress(quiet or watch) as progress:
         if watch:
             last = _watch(settings, interval, finish, progress)
-            failed = last is not None and last.failed
-        else:
-            result = run_pipeline(settings, progress=progress)
-            finish(result)
-            failed = result.failed
-    if failed:
-        raise typer.Exit(1)
+            if last is not None and last.failed:
+                raise typer.Exit(CHECK_FAILED)
+            return
+        result = run_pipeline(settings, progress=progress)
+        finish(result)
+    if result.failed:
+        raise typer.Exit(CHECK_FAILED)
+    if result.ingest.failed:
+        raise typer.Exit(FILES_NOT_INGESTED)
 
 
 def _watch(settings: Settings, interval: float, finish, progress) -> RunResult | None:
@@ -283,7 +292,7 @@ def rebuild(
         )
         console.err.print(f"rebuilt silver and gold for {span}{how}", highlight=False, soft_wrap=True)
     if result.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(CHECK_FAILED)
 
 
 @app.command()
@@ -351,7 +360,7 @@ def check(
     if json:
         console.print_json({**asdict(result), "failed_checks": [c.name for c in result.failures]})
     if result.failures:
-        raise typer.Exit(1)
+        raise typer.Exit(CHECK_FAILED)
 
 
 @app.command()

@@ -64,8 +64,48 @@ def write(
     transactions) is recorded either way. Files of a run killed before the
     commit are not part of the table; ``vacuum`` removes them.
     """
-    root = Path(table.table_uri.removeprefix("file://"))
-    files = _PartitionedFiles(root, schema, partition_by)
+    return stage(table, schema, batches, partition_by).commit(commit, replace=replace)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Files written for a table but not committed yet: ``commit`` adds them, ``discard`` removes them."""
+
+    table: DeltaTable
+    schema: pa.Schema
+    partition_by: tuple[str, ...]
+    files: list[tuple[Path, dict[str, str | None], pq.FileMetaData]]
+
+    @property
+    def rows(self) -> int:
+        return sum(metadata.num_rows for _, _, metadata in self.files)
+
+    def commit(
+        self, commit: CommitProperties | None = None, *, replace: list[tuple[str, str, str]] | None = None
+    ) -> Written:
+        root = _root(self.table)
+        self.table.create_write_transaction(
+            [_add_action(root, path, values, metadata) for path, values, metadata in self.files],
+            # overwrite removes the files of the partitions the filters select (all, without filters)
+            mode="append" if replace is None else "overwrite",
+            schema=self.schema,
+            partition_by=list(self.partition_by) or None,
+            partition_filters=replace or None,
+            commit_properties=commit,
+        )
+        self.table.update_incremental()
+        return Written(self.rows, len(self.files), self.table.version())
+
+    def discard(self) -> None:
+        for path, _, _ in self.files:
+            path.unlink(missing_ok=True)
+
+
+def stage(
+    table: DeltaTable, schema: pa.Schema, batches: Iterable[pa.RecordBatch], partition_by: tuple[str, ...]
+) -> Staged:
+    """Write ``batches`` as Parquet files in ``table``'s folder, without committing them."""
+    files = _PartitionedFiles(_root(table), schema, partition_by)
     try:
         # the next batches are computed (a query streaming past) while this thread splits the last
         for batch in prefetched(iter(batches), depth=2):
@@ -73,18 +113,11 @@ def write(
     except BaseException:
         files.close(discard=True)  # nothing of a failed write is left behind
         raise
-    written = files.close()
-    table.create_write_transaction(
-        [_add_action(root, path, values, metadata) for path, values, metadata in written],
-        # overwrite removes the files of the partitions the filters select (all, without filters)
-        mode="append" if replace is None else "overwrite",
-        schema=schema,
-        partition_by=list(partition_by) or None,
-        partition_filters=replace or None,
-        commit_properties=commit,
-    )
-    table.update_incremental()
-    return Written(sum(m.num_rows for _, _, m in written), len(written), table.version())
+    return Staged(table, schema, partition_by, files.close())
+
+
+def _root(table: DeltaTable) -> Path:
+    return Path(table.table_uri.removeprefix("file://"))
 
 
 class _PartitionedFiles:
@@ -200,6 +233,10 @@ def _by_partition(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[tuple,
 
 def _partition_codes(rows: pa.Table, columns: tuple[str, ...]) -> np.ndarray:
     """One integer per row, equal for rows of the same partition."""
+    if len(columns) == 1 and rows.column(columns[0]).null_count == 0:
+        column = rows.column(columns[0])
+        if pa.types.is_date32(column.type):  # days are small integers already
+            return column.cast(pa.int32()).to_numpy()
     codes = np.zeros(rows.num_rows, np.int64)
     for column in columns:
         encoded = pc.dictionary_encode(rows.column(column)).combine_chunks()

@@ -1,5 +1,6 @@
 """The bronze stage: every record of every new source file, exactly once, typed or quarantined."""
 
+import gzip
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,13 +10,13 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from eventpipe.engine import DuckDBEngine, Engine
-from eventpipe.engine.delta import write
+from eventpipe.engine.delta import stage, write
+from eventpipe.errors import SourceError
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from eventpipe.ingest.layout import detect_layout
 from eventpipe.ingest.ledger import FileRecord, Ledger, bronze_commit, quarantine_commit
-from eventpipe.ingest.parse import Layout
 from eventpipe.ingest.records import OnProgress, ReadLimits, Split, typed_batches
-from eventpipe.ingest.sources import SourceFile, discover
+from eventpipe.ingest.sources import SourceFile, SourceFormat, discover, new_fingerprint
 from eventpipe.settings import Settings
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, Warehouse
 
@@ -27,6 +28,8 @@ class FileStatus(StrEnum):
     already_ingested = "already ingested"
     duplicate = "same content as an ingested file"
     changed = "changed since it was ingested"
+    # nothing of it is in bronze or recorded; the next run tries it again
+    failed = "not ingested"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class IngestResult:
     def events_per_second(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
 
+    @property
+    def failed(self) -> list[FileResult]:
+        """The files that could not be ingested (their notes say why)."""
+        return [f for f in self.files if f.status is FileStatus.failed]
+
 
 class Progress:
     """Told how far ingestion is; the CLI shows it, library callers may ignore it."""
@@ -82,11 +90,14 @@ class Progress:
 def ingest(
     settings: Settings, sources: list[str] | None = None, progress: Progress | None = None
 ) -> IngestResult:
-    """Ingest every new file of ``sources`` (default: ``settings.sources``) into bronze."""
+    """Ingest every new file of ``sources`` (default: ``settings.sources``) into bronze.
+
+    A file that cannot be read (empty, truncated, without the required columns, gone)
+    is reported with its cause in the result and left out; the others are ingested.
+    """
     progress = progress or Progress()
     began = time.perf_counter()
-    files = discover(sources if sources else settings.sources)
-    layouts = {f.path: detect_layout(f, settings.columns) for f in files}  # fail before writing
+    files = discover(sources if sources else settings.sources, warehouse=settings.warehouse)
     warehouse = Warehouse.open(settings.warehouse, create=True)
     # one engine for every file: a connection costs tens of milliseconds, files may be many and small
     with warehouse.lock(), DuckDBEngine() as engine:
@@ -95,10 +106,14 @@ def ingest(
         results = []
         for source in files:
             progress.start_file(source)
-            result = _ingest_file(target, ledger, source, settings, layouts[source.path], progress.advance)
+            result = _ingest_file(target, ledger, source, settings, progress.advance)
             progress.end_file(result)
             results.append(result)
-    warnings = [f"{r.path}: {r.status}; {r.note}" for r in results if r.status is FileStatus.changed]
+    warnings = [
+        f"{r.path}: {r.status}; {r.note}"
+        for r in results
+        if r.status in (FileStatus.changed, FileStatus.failed)
+    ]
     return IngestResult(
         results,
         time.perf_counter() - began,
@@ -117,55 +132,51 @@ class _Target:
 
 
 def _ingest_file(
-    target: _Target,
-    ledger: Ledger,
-    source: SourceFile,
-    settings: Settings,
-    layout: Layout,
-    on_progress: OnProgress,
+    target: _Target, ledger: Ledger, source: SourceFile, settings: Settings, on_progress: OnProgress
 ) -> FileResult:
     known = ledger.by_path.get(source.name)
     if known and (known.size, known.mtime_ns) == (source.size, source.mtime_ns):
         return FileResult(source.name, FileStatus.already_ingested)
-    fingerprint = source.fingerprint()
-    if known and known.fingerprint != fingerprint:
-        return FileResult(
-            source.name,
-            FileStatus.changed,
-            note="its content differs from the ingested version, which stays in bronze; "
-            "to load the new content, save it under a new file name",
-        )
-    if known or ledger.complete(fingerprint):
-        same_as = known.path if known else ledger.path_of(fingerprint) or "an earlier file"
-        status = FileStatus.already_ingested if known else FileStatus.duplicate
-        return FileResult(source.name, status, note=f"same content as {same_as}" if not known else "")
+    try:
+        return _read_new_file(target, ledger, source, settings, on_progress)
+    except SourceError as error:
+        return FileResult(source.name, FileStatus.failed, note=str(error))
+    except (OSError, EOFError) as error:
+        return FileResult(source.name, FileStatus.failed, note=unreadable(source, error))
 
+
+def _read_new_file(
+    target: _Target, ledger: Ledger, source: SourceFile, settings: Settings, on_progress: OnProgress
+) -> FileResult:
+    """Bronze and quarantine rows of a file bronze does not hold yet (by path, size and time)."""
+    _check_name(source)
+    known = ledger.by_path.get(source.name)
+    # a file known by its path is checked before it is read (it may have changed, and
+    # would be read again on every run); a new one is fingerprinted while it is read
+    fingerprint = source.fingerprint() if known or source.format is SourceFormat.parquet else None
+    if fingerprint is not None and (skipped := _skipped(source, known, ledger, fingerprint)):
+        return skipped
+
+    layout = detect_layout(source, settings.columns)
     began = time.perf_counter()
     ingested_at = datetime.now(UTC)
+    reading = new_fingerprint() if fingerprint is None else None
     split = Split(spill_dir=target.warehouse.root / "_staging")
-    batches = split.bronze_batches(
-        typed_batches(
-            target.engine,
-            source,
-            layout,
-            ingested_at,
-            ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes),
-            on_progress,
-        )
-    )
+    limits = ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes)
+    rows = typed_batches(target.engine, source, layout, ingested_at, limits, on_progress, reading)
+    bronze = stage(target.bronze, BRONZE_SCHEMA, split.bronze_batches(rows), BRONZE_EVENTS.partition_by)
+    if reading is not None:
+        fingerprint = reading.hexdigest()
+        if skipped := _skipped(source, known, ledger, fingerprint):
+            bronze.discard()
+            split.discard()
+            return skipped
     if ledger.in_bronze(fingerprint):
         # An earlier run committed this file's bronze rows and stopped before
         # its quarantine: only the quarantine is left to write.
-        for _ in batches:
-            pass
+        bronze.discard()
     else:
-        write(
-            target.bronze,
-            BRONZE_SCHEMA,
-            batches,
-            BRONZE_EVENTS.partition_by,
-            bronze_commit(fingerprint, source.name),
-        )
+        bronze.commit(bronze_commit(fingerprint, source.name))
     record = FileRecord(
         path=source.name,
         size=source.size,
@@ -192,6 +203,46 @@ def _ingest_file(
         quarantined=record.quarantined,
         seconds=time.perf_counter() - began,
     )
+
+
+def _skipped(
+    source: SourceFile, known: FileRecord | None, ledger: Ledger, fingerprint: str
+) -> FileResult | None:
+    """The result for a file whose content bronze already holds, or that changed; None for new content."""
+    if known and known.fingerprint != fingerprint:
+        return FileResult(
+            source.name,
+            FileStatus.changed,
+            note="its content differs from the ingested version, which stays in bronze; "
+            "to load the new content, save it under a new file name",
+        )
+    if known:
+        return FileResult(source.name, FileStatus.already_ingested)
+    if ledger.complete(fingerprint):
+        same_as = ledger.path_of(fingerprint) or "an earlier file"
+        return FileResult(source.name, FileStatus.duplicate, note=f"same content as {same_as}")
+    return None
+
+
+def _check_name(source: SourceFile) -> None:
+    try:
+        source.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SourceError(
+            "its name is not valid UTF-8 text, which the tables cannot record; rename the file"
+        ) from None
+
+
+def unreadable(source: SourceFile, error: OSError | EOFError) -> str:
+    """Why ``source`` could not be read, and what to do: for the file's note."""
+    if isinstance(error, EOFError):
+        return "the gzip data ends early (a truncated or still-copying file); copy the file again"
+    if isinstance(error, gzip.BadGzipFile):
+        return f"not gzip data ({error}); compress the file again, or drop the .gz from its name"
+    if isinstance(error, FileNotFoundError):
+        return "it disappeared while it was read; land files under a temporary name, then rename them"
+    reason = error.strerror or str(error)
+    return f"it cannot be read: {reason}; check the file and its permissions"
 
 
 def _quarantine_rows(split: Split, ingested_at: datetime):

@@ -15,6 +15,7 @@ the limit is reported with its length and first bytes, never held whole.
 """
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,14 +67,17 @@ def read_chunks(
     chunk_bytes: int,
     max_record_bytes: int,
     csv_width: int | None = None,
+    fingerprint: "hashlib._Hash | None" = None,
 ) -> Iterator[Chunk | Oversized]:
     """The file's records in chunks of about ``chunk_bytes``, in order.
 
     ``csv_width`` (the number of columns of a CSV file) lets quoted fields span
-    lines; without it (JSON lines) every line is a record of its own. Raises
-    ``OSError`` or ``EOFError`` when the file cannot be read to its end.
+    lines; without it (JSON lines) every line is a record of its own. Every byte
+    of the file on disk is fed to ``fingerprint``, if given, as it is read.
+    Raises ``OSError`` or ``EOFError`` when the file cannot be read to its end.
     """
-    with open(path, "rb") as raw:
+    with open(path, "rb") as handle:
+        raw = _Fingerprinted(handle, fingerprint) if fingerprint is not None else handle
         # ISA-L decompresses two to three times faster than zlib, in its own thread.
         text: BinaryIO = igzip_threaded.open(raw, "rb", threads=1) if compressed else raw
         carry = b""
@@ -99,7 +103,27 @@ def read_chunks(
                     yield Chunk(line, body, raw.tell(), joined)
                     line += count_lines(body)
             if at_end:
+                raw.read()  # whatever follows the compressed data, for the fingerprint
                 return
+
+
+class _Fingerprinted(io.RawIOBase):
+    """A binary file that feeds what is read from it to a hash."""
+
+    def __init__(self, handle: BinaryIO, fingerprint: "hashlib._Hash") -> None:
+        self._handle, self._fingerprint = handle, fingerprint
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = self._handle.readinto(buffer)
+        if count:
+            self._fingerprint.update(memoryview(buffer)[:count])
+        return count
+
+    def tell(self) -> int:
+        return self._handle.tell()
 
 
 def _last_line_end(data: bytes) -> int:

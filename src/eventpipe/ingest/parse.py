@@ -6,7 +6,7 @@ when the record cannot even be split. The typing step, shared by all formats,
 parses each cell and names the first column that fails.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eventpipe.fields import EVENT_FIELDS
 from eventpipe.ingest.lines import PREFIX_BYTES
@@ -38,6 +38,7 @@ class Layout:
     names: dict[str, str]  # field -> key or column name in the source
     width: int  # how many columns a CSV line must have
     source_columns: tuple[str, ...] = ()  # every column of the source, in its order
+    types: dict[str, str] = field(default_factory=dict)  # field -> Parquet column type
 
 
 def csv_cells(layout: Layout) -> str:
@@ -160,9 +161,7 @@ FROM checked
 def parquet_cells(layout: Layout) -> str:
     """Cells of the Parquet file named by parameter ``$path``; row numbers count from 1."""
     cells = ",\n    ".join(
-        f"CAST(source.{ident(layout.names[f])} AS VARCHAR) AS c_{f}"
-        if f in layout.names
-        else f"NULL::VARCHAR AS c_{f}"
+        f"{_parquet_cell(layout, f)} AS c_{f}" if f in layout.names else f"NULL::VARCHAR AS c_{f}"
         for f in EVENT_FIELDS
     )
     return f"""
@@ -173,6 +172,17 @@ SELECT
     {cells}
 FROM read_parquet($path, file_row_number = true) AS source
 """
+
+
+def _parquet_cell(layout: Layout, event_field: str) -> str:
+    column = f"source.{ident(layout.names[event_field])}"
+    if event_field in _INTEGER_FIELDS and layout.types.get(event_field) in ("float", "double", "halffloat"):
+        # as pandas writes an integer column with gaps: whole values are integers
+        return (
+            f"CASE WHEN isfinite({column}) AND {column} = trunc({column}) AND abs({column}) < 9.2e18 "
+            f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END"
+        )
+    return f"CAST({column} AS VARCHAR)"
 
 
 def typed(cells_sql: str, raw: str = "raw_record") -> str:

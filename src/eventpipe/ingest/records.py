@@ -1,5 +1,6 @@
 """Typed record batches of one source file, split into bronze rows and quarantined rows."""
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -41,8 +42,12 @@ def typed_batches(
     ingested_at: datetime,
     limits: ReadLimits,
     on_progress: OnProgress,
+    fingerprint: "hashlib._Hash | None" = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Every record of ``source`` as typed bronze columns plus ``reason`` and ``raw_record``."""
+    """Every record of ``source`` as typed bronze columns plus ``reason`` and ``raw_record``.
+
+    A text file's bytes are fed to ``fingerprint``, if given, as they are read.
+    """
     params = {
         "source_file": source.name,
         "ingested_at": ingested_at,
@@ -67,6 +72,7 @@ def typed_batches(
         _chunk_for(source, limits.chunk_bytes),
         limits.max_record_bytes,
         width,
+        fingerprint,
     )
     # reading, decompressing and splitting (I/O, numpy, Arrow's CSV reader) run ahead in a thread
     for relation, rows, position in prefetched(_prepared(chunk, width, limits) for chunk in chunks):
@@ -131,6 +137,14 @@ class Split:
             for table in self._held:
                 self._spill.write_table(table)
             self._held, self._held_bytes = [], 0
+
+    def discard(self) -> None:
+        """Forget the quarantined rows (the file turned out not to be ingested)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+            self._spill_path.unlink(missing_ok=True)
+        self._held = []
 
     def bad_rows(self) -> Iterator[pa.RecordBatch]:
         """The quarantined rows, spilled ones first; removes the spill file when done."""
