@@ -1,8 +1,9 @@
 """CSV copies of silver and gold in the layout and column names of the old pandas scripts.
 
 Text cells that a spreadsheet would run as a formula (starting with ``=``,
-``+``, ``-``, ``@``, tab or carriage return) get a leading apostrophe; number
-columns are written as numbers.
+``+``, ``-`` or ``@``, also after blanks or invisible characters, or with a tab
+or carriage return) get a leading apostrophe; number columns are written as
+numbers.
 """
 
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ from eventpipe.warehouse import (
     USER_FUNNEL,
     Warehouse,
 )
+
+# A cell a spreadsheet would run: a formula sign, after any run of blanks or invisible
+# characters (spaces, NBSP, zero-width space, BOM, control characters), or a leading
+# tab or carriage return.
+_FORMULA = r"^[\s\x{00A0}\x{200B}\x{FEFF}\x{00}-\x{1F}]*[=+\-@]|^[\t\r]"
 
 # The old scripts wrote pandas' spelling of UTC timestamps.
 _TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"
@@ -83,7 +89,7 @@ def _cell(column: str, kind: pa.DataType) -> str:
     if pa.types.is_timestamp(kind):
         return f"strftime({name}, '{_TIMESTAMP_FORMAT}') AS {name}"
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        formula = f"regexp_matches({name}, '^[=+\\-@\\t\\r]')"
+        formula = f"regexp_matches({name}, '{_FORMULA}')"
         return f"CASE WHEN {formula} THEN '''' || {name} ELSE {name} END AS {name}"
     return name
 

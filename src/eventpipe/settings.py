@@ -6,6 +6,7 @@ then CLI flags.
 """
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -21,6 +23,9 @@ from eventpipe.errors import ConfigError
 from eventpipe.fields import EVENT_FIELDS
 
 DEFAULT_CONFIG_FILE = Path("eventpipe.toml")
+_YEAR_MINUTES = 366 * 24 * 60
+# Gold columns next to the per-type columns of events_by_minute: a type cannot be called so.
+_RESERVED_COLUMNS = frozenset({"minute", "events_count"})
 
 
 class UserCheck(BaseModel):
@@ -47,7 +52,7 @@ class UserCheck(BaseModel):
 class QualitySettings(BaseModel):
     """Thresholds of the built-in checks, and the user's own checks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     freshness_hours: float = Field(default=24, gt=0)
     """Warn when the newest event is older than this, by the run's clock."""
@@ -75,6 +80,7 @@ class Settings(BaseSettings):
         env_prefix="EVENTPIPE_",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     warehouse: Path = Path("warehouse")
@@ -89,10 +95,10 @@ class Settings(BaseSettings):
     Columns already named like a field need no entry.
     """
 
-    session_timeout_minutes: float = Field(default=30, gt=0)
+    session_timeout_minutes: float = Field(default=30, gt=0, le=_YEAR_MINUTES)
     """A user's gap longer than this starts a new session (exactly this long continues it)."""
 
-    max_session_minutes: float | None = Field(default=None, gt=0)
+    max_session_minutes: float | None = Field(default=None, ge=1 / 60, le=_YEAR_MINUTES)
     """Cut sessions into pieces this long (from the session's start); off by default."""
 
     event_types: list[str] = Field(default_factory=lambda: ["view", "cart", "remove_from_cart", "purchase"])
@@ -114,7 +120,7 @@ class Settings(BaseSettings):
     )
     """Spelling (after trimming and lower-casing) -> canonical event type."""
 
-    future_tolerance_hours: float = Field(default=24, ge=0)
+    future_tolerance_hours: float = Field(default=24, ge=0, le=10 * 366 * 24)
     """Events further than this ahead of the run's clock are quarantined."""
 
     funnel_steps: list[str] = Field(default_factory=lambda: ["view", "cart", "purchase"], min_length=2)
@@ -126,10 +132,10 @@ class Settings(BaseSettings):
     memory_limit: str = "1GB"
     """Memory DuckDB may use before it spills to the warehouse's _tmp folder."""
 
-    read_chunk_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    read_chunk_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, le=1024**3)
     """Bytes of raw text parsed per batch; bounds ingest memory."""
 
-    max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_record_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
     """A longer record (line) is quarantined with its length and first bytes, never held whole."""
 
     quality: QualitySettings = Field(default_factory=QualitySettings)
@@ -144,6 +150,38 @@ class Settings(BaseSettings):
                 f"maps onto unknown field(s) {', '.join(unknown)}; fields are: {', '.join(EVENT_FIELDS)}"
             )
         return columns
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_is_an_amount(cls, limit: str) -> str:
+        found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*", limit, re.IGNORECASE)
+        if not found or float(found[1]) <= 0:
+            raise ValueError(f'{limit!r} is not an amount of memory; write e.g. "1GB" or "512MB"')
+        return limit
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_types_are_names(cls, types: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for name in types:
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"{name!r}: an event type is a non-empty name without surrounding spaces")
+            if name.lower() in seen:
+                raise ValueError(
+                    f"{seen[name.lower()]!r} and {name!r} are the same type (types are matched in lower case)"
+                )
+            if name.lower() in _RESERVED_COLUMNS:
+                raise ValueError(f"{name!r} is the name of a gold column; call the type something else")
+            seen[name.lower()] = name
+        return types
+
+    @field_validator("funnel_steps")
+    @classmethod
+    def _steps_are_distinct(cls, steps: list[str]) -> list[str]:
+        repeated = sorted({s for s in steps if steps.count(s) > 1})
+        if repeated:
+            raise ValueError(f"step(s) {', '.join(repeated)} appear more than once; each step comes once")
+        return steps
 
     @model_validator(mode="after")
     def _event_types_are_consistent(self) -> "Settings":
@@ -180,6 +218,8 @@ class Settings(BaseSettings):
             return layered(**{k: v for k, v in flags.items() if v is not None})
         except ValidationError as error:
             raise ConfigError(_describe(error, path)) from None
+        except SettingsError as error:  # an EVENTPIPE_* variable that is not the JSON it must be
+            raise ConfigError(_describe_environment(error)) from None
         except (OSError, ValueError) as error:  # unreadable or malformed TOML
             raise ConfigError(f"cannot read settings file {path}: {error}") from None
 
@@ -195,9 +235,19 @@ def _config_path(config_file: Path | None) -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
+def _describe_environment(error: SettingsError) -> str:
+    found = re.search(r'field "(\w+)"', str(error))
+    name = f"EVENTPIPE_{found[1].upper()}" if found else "an EVENTPIPE_* variable"
+    return (
+        f"invalid settings: {name} is not valid JSON; a list or table is written as JSON, "
+        f"e.g. {name}='[\"landing/\"]'"
+    )
+
+
 def _describe(error: ValidationError, path: Path | None) -> str:
     where = f" (settings file {path}, EVENTPIPE_* variables or flags)" if path else ""
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in error.errors()
+        f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors()
     )
     return f"invalid settings{where}: {problems}"

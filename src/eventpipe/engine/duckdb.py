@@ -113,8 +113,10 @@ class DuckDBEngine(Engine):
         """Make the connection read-only towards the file system (for user SQL).
 
         Tables exposed afterwards are scanned through Arrow, which needs no file
-        access from SQL, so a query cannot read or write files by name.
+        access from SQL, so a query cannot read or write files by name. There is
+        no spill folder either: DuckDB lets SQL use the one it spills to.
         """
+        self.con.execute("SET temp_directory = ''")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
         self.sealed = True

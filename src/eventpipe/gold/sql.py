@@ -61,9 +61,10 @@ SELECT
     count(*) AS sessions,
     count(DISTINCT user_id) AS users,
     median(session_length_minutes) AS median_session_minutes,
-    avg(session_length_minutes) AS mean_session_minutes,
-    avg(CASE WHEN events_count = 1 THEN 1.0 ELSE 0.0 END) AS bounce_rate,
-    avg(CASE WHEN converted THEN 1.0 ELSE 0.0 END) AS conversion_rate
+    -- sums of integers, exact in any order: the same input gives the same bits
+    sum(epoch_us(session_end) - epoch_us(session_start)) / count(*) / 60e6 AS mean_session_minutes,
+    count(*) FILTER (WHERE events_count = 1) / count(*) AS bounce_rate,
+    count(*) FILTER (WHERE converted) / count(*) AS conversion_rate
 FROM {sessions}
 GROUP BY 1
 """

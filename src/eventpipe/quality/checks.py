@@ -39,6 +39,8 @@ class Check:
     description: str
     layer: str | None = None
     changed_sql: str | None = None  # the same rule over what a run changed (see above)
+    # a user's SQL runs where it can read no file by name, as `eventpipe query` does
+    sandboxed: bool = False
 
     @property
     def runs_after(self) -> str:
@@ -337,7 +339,7 @@ def all_checks(user_checks: list[UserCheck]) -> list[Check]:
         if user.name in names:
             raise ConfigError(f"quality check {user.name!r} is defined twice; give each check its own name")
         names.add(user.name)
-        checks.append(Check(user.name, user.table, user.sql, user.severity, user.description))
+        checks.append(Check(user.name, user.table, user.sql, user.severity, user.description, sandboxed=True))
     for check in checks:
         check.runs_after  # noqa: B018  (validates the table name before anything runs)
     return checks

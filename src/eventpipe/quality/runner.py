@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from eventpipe.changes import Changes, expose_new_bronze
-from eventpipe.engine import Engine
+from eventpipe.engine import DuckDBEngine, Engine
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
 from eventpipe.quality.checks import Check, all_checks
@@ -89,7 +89,17 @@ def run_checks(
         scoped = changes is not None and not missing and _expose_changes(engine, warehouse, changes)
         if scoped:
             params["newest_before"] = changes.newest_before
-        results = [_run_check(engine, check, params, missing, scoped) for check in checks]
+        results = [_run_check(engine, c, params, missing, scoped) for c in checks if not c.sandboxed]
+        sandboxed = [c for c in checks if c.sandboxed]
+        if sandboxed:
+            with DuckDBEngine(memory_limit=settings.memory_limit) as sandbox:
+                sandbox.forbid_external_access()
+                warehouse.expose(sandbox)
+                sandbox.register("ingested_files", _ingested_files(warehouse))
+                results += [_run_check(sandbox, c, params, missing) for c in sandboxed]
+            # in the order the checks were given
+            order = {c.name: i for i, c in enumerate(checks)}
+            results.sort(key=lambda r: order[r.name])
         found = {}
         if figures or any(r.stops_the_run for r in results):
             found = warehouse_figures(engine, missing)

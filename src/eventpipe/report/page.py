@@ -1,6 +1,7 @@
 """The self-contained HTML run report: figures from the warehouse, charts inlined as SVG."""
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +52,8 @@ def render(data: figures.ReportData, warehouse: Path) -> str:
         lstrip_blocks=True,
     )
     environment.filters["number"] = _number
+    # control characters are not allowed in XML (the inline SVG) and mean nothing on a page
+    environment.finalize = lambda value: printable(value) if isinstance(value, str) else value
     top = data.top
     svg = {
         "events_over_time": charts.events_over_time(data.events_over_time, data.event_types, data.time_unit),
@@ -73,13 +76,22 @@ def render(data: figures.ReportData, warehouse: Path) -> str:
     }
     for key, rows in top.items():
         measure = key.rsplit("_by_", 1)[1]
-        svg[f"top_{key}"] = charts.bars([r["name"] for r in rows], [r[measure] for r in rows], key, measure)
+        names = [printable(r["name"]) for r in rows]
+        svg[f"top_{key}"] = charts.bars(names, [r[measure] for r in rows], key, measure)
     return environment.get_template("report.html.j2").render(
         data=data,
         svg=svg,
         warehouse=str(warehouse),
         generated_at=datetime.now(UTC),
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character written as a visible ``\\xNN`` escape."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", text)
 
 
 def _number(value: object, digits: int = 0) -> str:
