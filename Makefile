@@ -40,7 +40,7 @@ test: setup lint browser
 bench: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/ingest_bench.py
-	$(BIN)/python benchmarks/run_bench.py
+	$(BIN)/python benchmarks/compare_bench.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/report_bench.py
 	$(BIN)/python benchmarks/incremental_bench.py
 

@@ -5,6 +5,7 @@ configuration and logging never touch the test process.
 """
 
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -16,10 +17,18 @@ from deltalake import DeltaTable
 
 from eventpipe.generate import generate_files
 
-from .conftest import REPO
+from .conftest import REPO, run_cli
+from .tables import warehouse_rows
 
 DAGS = REPO / "dags"
-TASKS = ["ingest_bronze_events", "build_silver_layer", "build_gold_layer", "run_quality_checks"]
+TASKS = [
+    "ingest_bronze_events",
+    "build_silver_layer",
+    "check_silver_layer",
+    "build_gold_layer",
+    "run_quality_checks",
+    "record_run",
+]
 
 LOAD = """
 import json, sys, warnings
@@ -63,7 +72,7 @@ for conf in json.loads(sys.argv[2]):
         returned = {x.task_id: XComModel.deserialize_value(x) for x in session.scalars(query)}
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
     found = {"state": str(run.state), "tasks": states, "returned": returned,
-             "versions": table_versions(conf["warehouse"])}
+             "versions": table_versions(conf["warehouse"]) if conf.get("warehouse") else {}}
     print("RESULT " + json.dumps(found, default=str), flush=True)
 """
 
@@ -93,80 +102,121 @@ def airflow_env(tmp_path_factory) -> dict:
     return env
 
 
-def airflow_python(env: dict, code: str, *args: str) -> subprocess.CompletedProcess:
+def airflow_python(env: dict, code: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", code, str(DAGS), *args], env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", code, str(DAGS), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
     )
 
 
-def dag_tests(env: dict, confs: list[dict]) -> list[dict]:
-    result = airflow_python(env, RUNS, json.dumps(confs))
+def dag_tests(env: dict, confs: list[dict], cwd: Path | None = None) -> list[dict]:
+    result = airflow_python(env, RUNS, json.dumps(confs), cwd=cwd)
     found = [
         json.loads(line.removeprefix("RESULT "))
         for line in result.stdout.splitlines()
         if line.startswith("RESULT ")
     ]
     assert len(found) == len(confs), result.stdout[-3000:] + result.stderr[-3000:]
-    return found
+    return [{**f, "log": result.stdout + result.stderr} for f in found]
 
 
-def test_the_dag_imports_cleanly_with_the_four_tasks_in_order(airflow_env):
+def test_the_dag_imports_cleanly_with_the_run_steps_in_order(airflow_env):
     loaded = airflow_python(airflow_env, LOAD)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     found = json.loads(loaded.stdout.splitlines()[-1])
     assert found["import_errors"] == {}
     assert found["warnings"] == []
-    assert found["tasks"] == {
-        "ingest_bronze_events": ["build_silver_layer"],
-        "build_silver_layer": ["build_gold_layer"],
-        "build_gold_layer": ["run_quality_checks"],
-        "run_quality_checks": [],
-    }
+    assert found["tasks"] == {step: [after] for step, after in itertools.pairwise(TASKS)} | {"record_run": []}
     assert found["max_active_runs"] == 1
     assert found["retries"]["ingest_bronze_events"] == 2
+    assert found["retries"]["check_silver_layer"] == 0
 
 
-def test_dag_runs_end_to_end_then_reruns_without_changes_then_fails_on_a_failing_check(airflow_env, tmp_path):
-    landing = tmp_path / "landing"
-    generated = generate_files(landing, 20_000, seed=3, days=2, dirty=True, per_day=True)
-    warehouse = tmp_path / "warehouse"
+def test_dag_runs_equal_cli_runs_rerun_changes_nothing_and_a_failing_check_stops_gold(airflow_env, tmp_path):
+    landing, extra = tmp_path / "landing", tmp_path / "extra"
+    generate_files(landing, 20_000, seed=3, days=2, dirty=True, per_day=True)
+    generate_files(extra / "later.csv", 2_000, seed=4, days=1)
+    warehouse, cli_warehouse = tmp_path / "warehouse", tmp_path / "cli"
     conf = {"warehouse": str(warehouse), "sources": [str(landing)]}
-    settings_file = tmp_path / "strict.toml"
-    settings_file.write_text(
+    strict = tmp_path / "strict.toml"
+    strict.write_text(
         '[[quality.checks]]\nname = "no_views_allowed"\ntable = "silver_events"\n'
         "sql = \"SELECT event_id FROM silver_events WHERE event_type = 'view'\"\n"
     )
-
-    first, second, failing = dag_tests(airflow_env, [conf, conf, {**conf, "config": str(settings_file)}])
+    [first] = dag_tests(airflow_env, [conf])
 
     assert first["state"] == "success", first
     assert first["tasks"] == dict.fromkeys(TASKS, "success")
-    returned = first["returned"]
-    ingested = returned["ingest_bronze_events"]
-    lines = sum(len(Path(f).read_bytes().splitlines()) - 1 for f in generated.files)
-    assert ingested["records"] == lines
-    silver = returned["build_silver_layer"]
-    assert ingested["bronze_rows"] == silver["bronze_rows"]
-    assert silver["bronze_rows"] == silver["events"] + silver["duplicates"] + silver["quarantined"]
-    gold = returned["build_gold_layer"]
-    by_type = DeltaTable(str(warehouse / "gold/events_by_type")).to_pyarrow_table()
-    assert sum(by_type["events_count"].to_pylist()) == silver["events"]
-    assert gold["rows"]["events_by_type"] == by_type.num_rows
-    funnel_users = {s["step"]: s["entered"] for s in gold["funnel"] if s["level"] == "user"}
-    assert funnel_users["view"] >= funnel_users["cart"] >= funnel_users["purchase"] > 0
-    assert returned["run_quality_checks"]["conservation"]["balanced"] is True
-    assert len(first["versions"]) == 11  # bronze, quarantine, silver events and sessions, 7 gold tables
+    summary = first["returned"]["record_run"]
+    assert summary["gold_published"] is True and summary["failed_checks"] == []
+    assert summary["rows"]["bronze"] == summary["rows"]["silver_events"] + summary[
+        "duplicates_removed"
+    ] + sum(summary["quarantined_by_reason"]["silver"].values())
+    assert len(first["versions"]) == 12  # bronze, quarantine, silver events and sessions, 7 gold, runs
 
-    # the same files again: every task succeeds and no table gets a new version
-    assert second["state"] == "success", second
-    assert second["versions"] == first["versions"]
-    assert second["returned"]["build_silver_layer"]["unchanged"] is True
-    assert second["returned"]["build_gold_layer"]["unchanged"] is True
+    # the CLI over the same files leaves the same tables, runs row and check results
+    ran = run_cli("run", "-q", "--no-report", "-s", str(landing), "-w", str(cli_warehouse))
+    assert ran.returncode == 0, ran.stderr
+    assert_same_run_records(warehouse, cli_warehouse)
 
-    # a check that fails fails its task, and the run
-    assert failing["state"] == "failed"
-    assert failing["tasks"] == {**dict.fromkeys(TASKS[:3], "success"), "run_quality_checks": "failed"}
-    assert failing["versions"] == first["versions"]
+    # the same files again: no data table gets a new version
+    again, more = dag_tests(airflow_env, [conf, {**conf, "sources": [str(landing), str(extra)]}])
+    assert again["state"] == "success", again
+    assert again["versions"] == {**first["versions"], "meta/runs": first["versions"]["meta/runs"] + 1}
+    # data added between runs: it lands, and only what it touches changes
+    assert more["state"] == "success", more
+    assert more["returned"]["record_run"]["rows"]["records_read"] == 2_000
+
+    # a user check that fails after silver: its task fails, gold is not built, the run is recorded
+    stopped_at, stopped_cli = tmp_path / "stopped", tmp_path / "stopped-cli"
+    [stopped] = dag_tests(airflow_env, [{**conf, "warehouse": str(stopped_at), "config": str(strict)}])
+    assert stopped["state"] == "failed"
+    assert stopped["tasks"] == {
+        "ingest_bronze_events": "success",
+        "build_silver_layer": "success",
+        "check_silver_layer": "failed",
+        "build_gold_layer": "upstream_failed",
+        "run_quality_checks": "upstream_failed",
+        "record_run": "failed",  # recorded, then failing the run as the CLI exits 1
+    }
+    assert not (stopped_at / "gold").exists()
+    ran = run_cli(
+        "run", "-q", "--no-report", "--config", str(strict), "-s", str(landing), "-w", str(stopped_cli)
+    )
+    assert ran.returncode == 1, ran.stderr
+    assert_same_run_records(stopped_at, stopped_cli)
+
+
+def test_a_run_without_a_warehouse_fails_at_once_saying_how_to_set_it(airflow_env, tmp_path):
+    # the worker's folder holds a settings file naming a warehouse: it is not read unless named
+    (tmp_path / "eventpipe.toml").write_text('warehouse = "from-the-folder"\n')
+    [run] = dag_tests(airflow_env, [{"sources": [str(tmp_path)]}], cwd=tmp_path)
+    assert run["state"] == "failed"
+    assert run["tasks"]["ingest_bronze_events"] == "failed"
+    assert "no warehouse given" in run["log"] and "eventpipe_warehouse" in run["log"]
+    assert not (tmp_path / "from-the-folder").exists() and not (tmp_path / "warehouse").exists()
+
+
+def assert_same_run_records(dag_warehouse: Path, cli_warehouse: Path) -> None:
+    """Equal data tables, and runs and quality_results rows equal but for ids, clocks and timings."""
+    assert warehouse_rows(dag_warehouse) == warehouse_rows(cli_warehouse)
+    for table, moving in (
+        ("meta/runs", {"run_id", "started_at", "ended_at", "seconds"}),
+        ("quality/results", {"run_id", "checked_at", "example"}),
+    ):
+        dag = DeltaTable(str(dag_warehouse / table)).to_pyarrow_table().to_pylist()
+        cli = DeltaTable(str(cli_warehouse / table)).to_pyarrow_table().to_pylist()
+
+        def fixed(rows, moving=moving):
+            return sorted(
+                json.dumps({k: v for k, v in r.items() if k not in moving}, default=str) for r in rows
+            )
+
+        assert fixed(dag) == fixed(cli), table
 
 
 def test_the_package_never_imports_airflow_and_loads_plotting_only_for_the_report():

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from eventpipe.pipeline import run
 from eventpipe.settings import Settings
 
+from .steps import run
 from .tables import warehouse_rows
 
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"

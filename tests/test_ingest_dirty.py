@@ -7,10 +7,10 @@ from datetime import datetime
 import pytest
 
 from eventpipe.generate import DirtyKind, generate_files
-from eventpipe.ingest import ingest
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
 
 from .conftest import read
+from .steps import ingest
 
 # What each kind of breakage must produce in bronze, stated independently of the SQL.
 QUARANTINED_BECAUSE = {

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eventpipe.ingest import ingest
 from eventpipe.settings import Settings
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
 
 from .conftest import read
+from .steps import ingest
 
 NOON = datetime(2020, 9, 24, 12, 0, 0, tzinfo=UTC)
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"

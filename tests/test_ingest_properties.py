@@ -8,11 +8,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventpipe.ingest import ingest
 from eventpipe.settings import Settings
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
 
 from .conftest import read
+from .steps import ingest
 
 HEADER = b"event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)

@@ -4,10 +4,11 @@ import csv
 import gzip
 from datetime import UTC, datetime
 
-from eventpipe.ingest import FileStatus, ingest
+from eventpipe.ingest import FileStatus
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
 
 from .conftest import read, version
+from .steps import ingest
 
 
 def reference_rows(path):

@@ -15,9 +15,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from eventpipe.ingest import ingest
-from eventpipe.pipeline import run
-from eventpipe.quality import BUILT_IN_CHECKS, run_checks
+from eventpipe.quality import BUILT_IN_CHECKS
 from eventpipe.settings import Settings
 from eventpipe.warehouse import (
     DAILY_METRICS,
@@ -30,6 +28,8 @@ from eventpipe.warehouse import (
     USER_FUNNEL,
     TableSpec,
 )
+
+from .steps import ingest, run, run_checks
 
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 DAYS = [datetime(2020, 10, 1, tzinfo=UTC) + timedelta(days=d) for d in range(9)]

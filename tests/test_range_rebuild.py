@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from eventpipe.builds import built_from, marked
 from eventpipe.engine.delta import changed_partitions
-from eventpipe.pipeline import run
 from eventpipe.settings import Settings
 from eventpipe.warehouse import GOLD_TABLES, QUARANTINE, SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
 
 from .conftest import run_cli
+from .steps import run
 from .tables import warehouse_rows
 from .test_incremental import HEADER
 

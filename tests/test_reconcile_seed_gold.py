@@ -12,8 +12,9 @@ from collections import Counter
 import pytest
 
 from eventpipe.engine import DuckDBEngine
-from eventpipe.pipeline import run
 from eventpipe.warehouse import TABLES, Warehouse
+
+from .steps import run
 
 
 def seed_table(sample_dir, name):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from eventpipe.query import run_query
-from eventpipe.report import write_html_report
 from eventpipe.settings import Settings
 
 from .conftest import REPO, run_cli
+from .steps import write_html_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"

@@ -4,9 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 from deltalake import DeltaTable
 
-from eventpipe.pipeline import run
 from eventpipe.settings import Settings
 from eventpipe.warehouse import LOGS, TABLES
+
+from .steps import run
 
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 NOW = datetime(2020, 10, 2, 12, tzinfo=UTC)

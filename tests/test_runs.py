@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 
 from deltalake import DeltaTable
 
-from eventpipe.pipeline import run
+from eventpipe.generate import generate_files
 from eventpipe.settings import Settings
 
 from .conftest import run_cli
+from .steps import run
 
 HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 NOW = datetime(2020, 10, 3, tzinfo=UTC)
@@ -88,3 +89,16 @@ def test_status_lists_runs_and_tables(tmp_path):
     assert len(runs) == 1 and runs[0]["records_read"] == 1 and runs[0]["late_events"] == 0
     assert tables["silver_events"]["rows"] == 1 and tables["runs"]["rows"] == 1
     assert tables["bronze_events"]["path"] == "bronze/events"
+
+
+def test_one_run_opens_the_warehouse_once_and_one_engine_connection(tmp_path):
+    from eventpipe.engine import DuckDBEngine
+    from eventpipe.warehouse import Warehouse
+
+    source = generate_files(tmp_path / "in.csv", 2_000, seed=6, days=2).files[0]
+    settings = Settings.load(warehouse=tmp_path / "wh")
+    for html_report in (False, True):  # the HTML report is written with the run's connection too
+        engines, warehouses = DuckDBEngine.opened, Warehouse.opened
+        result = run(settings, [str(source)], html_report=html_report)
+        assert result.gold is not None
+        assert (DuckDBEngine.opened - engines, Warehouse.opened - warehouses) == (1, 1)

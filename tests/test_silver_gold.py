@@ -5,12 +5,12 @@ from datetime import UTC, datetime
 import pytest
 
 from eventpipe.generate import generate_files
-from eventpipe.pipeline import run
 from eventpipe.settings import Settings
 from eventpipe.warehouse import BRONZE_EVENTS, FUNNEL, GOLD_TABLES, QUARANTINE, SESSIONS, SILVER_EVENTS
 
 from . import reference
 from .conftest import read
+from .steps import run
 from .tables import assert_same_rows
 
 NOW = datetime(2020, 11, 1, tzinfo=UTC)

@@ -8,11 +8,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventpipe.pipeline import run
 from eventpipe.settings import Settings
 from eventpipe.warehouse import EVENTS_BY_MINUTE, EVENTS_BY_TYPE, GOLD_TABLES, SESSIONS, SILVER_EVENTS
 
 from .conftest import read
+from .steps import run
 from .tables import as_multiset
 
 NOW = datetime(2020, 11, 1, tzinfo=UTC)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from eventpipe.engine import DuckDBEngine
+from eventpipe.context import open_reader
 from eventpipe.fields import EVENT_FIELDS
 from eventpipe.settings import Settings
 from eventpipe.sql import ident
@@ -21,7 +21,6 @@ from eventpipe.warehouse import (
     SESSIONS,
     SILVER_EVENTS,
     USER_FUNNEL,
-    Warehouse,
 )
 
 # A cell a spreadsheet would run: a formula sign, after any run of blanks or invisible
@@ -67,9 +66,8 @@ class ExportResult:
 
 def export(settings: Settings, out: Path) -> ExportResult:
     """Write every export file under ``out``; returns the rows written per file."""
-    warehouse = Warehouse.open(settings.warehouse, create=False)
     written = {}
-    with DuckDBEngine() as engine:
+    with open_reader(settings) as (warehouse, engine):
         warehouse.expose(engine)
         for name, (view, columns) in EXPORTS.items():
             path = out / name

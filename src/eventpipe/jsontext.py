@@ -15,4 +15,6 @@ def _jsonable(value: object) -> object:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
     return str(value)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from eventpipe.engine import DuckDBEngine
+from eventpipe.context import open_reader
 from eventpipe.errors import QueryError
 from eventpipe.settings import Settings
 from eventpipe.warehouse import RUNS, Warehouse
@@ -13,9 +13,7 @@ from eventpipe.warehouse import RUNS, Warehouse
 
 def run_query(settings: Settings, sql: str) -> pa.Table:
     """Run ``sql`` against the views of the warehouse; nothing on disk can change."""
-    warehouse = Warehouse.open(settings.warehouse, create=False)
-    with DuckDBEngine() as engine:
-        engine.forbid_external_access()
+    with open_reader(settings, sealed=True) as (warehouse, engine):
         warehouse.expose(engine)
         try:
             return engine.table(sql)
@@ -37,10 +35,9 @@ LIMIT $limit
 
 def recent_runs(settings: Settings, limit: int) -> pa.Table | None:
     """The newest ``limit`` runs of the runs table; None before the first ``eventpipe run``."""
-    warehouse = Warehouse.open(settings.warehouse, create=False)
-    if not warehouse.exists(RUNS):
-        return None
-    with DuckDBEngine() as engine:
+    with open_reader(settings) as (warehouse, engine):
+        if not warehouse.exists(RUNS):
+            return None
         warehouse.expose(engine, (RUNS,))
         return engine.table(RECENT_RUNS, {"limit": limit})
 

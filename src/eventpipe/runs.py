@@ -4,7 +4,11 @@ import secrets
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from eventpipe.builds import applying
+from eventpipe.engine import Engine
 from eventpipe.fields import RUNS_SCHEMA
 from eventpipe.sql import date_in
 from eventpipe.warehouse import BRONZE_EVENTS, RUNS, SESSIONS, Warehouse
@@ -16,60 +20,82 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def newest_event(warehouse: Warehouse, memory_limit: str) -> datetime | None:
-    """The newest event time in bronze, or None when bronze is empty."""
+def newest_event(warehouse: Warehouse) -> datetime | None:
+    """The newest event time in bronze, or None when bronze is empty.
+
+    Read from the Parquet footers of bronze's files (their row groups' maximum),
+    not from the rows: a run asks this before it starts, whatever bronze's size.
+    """
     if not warehouse.exists(BRONZE_EVENTS):
         return None
-    with warehouse.engine(memory_limit) as engine:
-        warehouse.expose(engine, (BRONZE_EVENTS,))
-        return engine.scalar("SELECT max(event_time) FROM bronze_events")
+    newest = None
+    for uri in warehouse.table(BRONZE_EVENTS).file_uris():
+        metadata = pq.read_metadata(uri.removeprefix("file://"))
+        column = metadata.schema.to_arrow_schema().get_field_index("event_time")
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                if metadata.row_group(group).num_rows:  # no statistics: the rows must be read
+                    return _newest_by_reading(warehouse)
+                continue
+            newest = stats.max if newest is None else max(newest, stats.max)
+    return newest.replace(tzinfo=UTC) if newest is not None and newest.tzinfo is None else newest
+
+
+def _newest_by_reading(warehouse: Warehouse) -> datetime | None:
+    files = [u.removeprefix("file://") for u in warehouse.table(BRONZE_EVENTS).file_uris()]
+    return pc.max(pq.ParquetDataset(files).read(columns=["event_time"]).column(0)).as_py()
 
 
 def count_late_events(
-    warehouse: Warehouse, memory_limit: str, files: list[str], newest_before: datetime | None
+    engine: Engine, warehouse: Warehouse, since_version: int | None, newest_before: datetime | None
 ) -> int:
-    """Bronze rows of ``files`` older than ``newest_before`` (the newest event before the run)."""
-    if newest_before is None or not files:
+    """Bronze rows added since ``since_version`` older than ``newest_before`` (the newest event before
+    the run)."""
+    if newest_before is None or since_version is None:
         return 0
-    with warehouse.engine(memory_limit) as engine:
-        warehouse.expose(engine, (BRONZE_EVENTS,))
-        return engine.scalar(
-            "SELECT count(*) FROM bronze_events "
-            "WHERE list_contains($files, _source_file) AND event_time < $newest_before",
-            {"files": files, "newest_before": newest_before},
-        )
+    if not engine.expose_added("run_bronze_rows", warehouse.path(BRONZE_EVENTS), since_version):
+        return 0
+    return engine.scalar(
+        "SELECT count(*) FROM run_bronze_rows WHERE event_time < $newest_before",
+        {"newest_before": newest_before},
+    )
 
 
 def count_session_changes(
-    warehouse: Warehouse, memory_limit: str, before_version: int | None, dates: frozenset[str] | None
+    engine: Engine, warehouse: Warehouse, before_version: int | None, dates: frozenset[str] | None
 ) -> dict[str, int] | None:
     """Sessions ``new`` (an id not there before), ``updated`` (more events, a later end) and
     ``removed`` (merged into another, or now starting with an earlier event: a new id) since
     ``before_version``, on the session dates ``dates`` only when given; None when that
     version can no longer be read."""
-    with warehouse.engine(memory_limit) as engine:
-        warehouse.expose(engine, (SESSIONS,))
-        if before_version is None:
-            return {"new": engine.scalar("SELECT count(*) FROM sessions"), "updated": 0, "removed": 0}
-        if not engine.expose_version("old_sessions", warehouse.path(SESSIONS), before_version):
-            return None
-        within = "TRUE" if dates is None else date_in("session_date", set(dates))
-        return engine.table(
-            f"""
-            WITH old AS (SELECT session_id, events_count, session_end FROM old_sessions WHERE {within}),
-            cur AS (SELECT session_id, events_count, session_end FROM sessions WHERE {within})
-            SELECT
-                count(*) FILTER (WHERE old.session_id IS NULL) AS new,
-                count(*) FILTER (
-                    WHERE old.session_id IS NOT NULL AND cur.session_id IS NOT NULL
-                    AND (old.events_count <> cur.events_count OR old.session_end <> cur.session_end)
-                ) AS updated,
-                count(*) FILTER (WHERE cur.session_id IS NULL) AS removed
-            FROM old FULL JOIN cur ON old.session_id = cur.session_id
-            """
-        ).to_pylist()[0]
+    warehouse.expose(engine, (SESSIONS,))
+    if before_version is None:
+        return {"new": engine.scalar("SELECT count(*) FROM sessions"), "updated": 0, "removed": 0}
+    if not engine.expose_version("old_sessions", warehouse.path(SESSIONS), before_version):
+        return None
+    within = "TRUE" if dates is None else date_in("session_date", set(dates))
+    return engine.table(
+        f"""
+        WITH old AS (SELECT session_id, events_count, session_end FROM old_sessions WHERE {within}),
+        cur AS (SELECT session_id, events_count, session_end FROM sessions WHERE {within})
+        SELECT
+            count(*) FILTER (WHERE old.session_id IS NULL) AS new,
+            count(*) FILTER (
+                WHERE old.session_id IS NOT NULL AND cur.session_id IS NOT NULL
+                AND (old.events_count <> cur.events_count OR old.session_end <> cur.session_end)
+            ) AS updated,
+            count(*) FILTER (WHERE cur.session_id IS NULL) AS removed
+        FROM old FULL JOIN cur ON old.session_id = cur.session_id
+        """
+    ).to_pylist()[0]
 
 
 def record_run(warehouse: Warehouse, row: dict) -> int:
-    """Append ``row`` (the columns of the runs table) to it; returns the new version."""
-    return warehouse.append(RUNS, pa.Table.from_pylist([row], schema=RUNS_SCHEMA)).version
+    """Append ``row`` (the columns of the runs table) to it, once per run id: a retried step
+    that records the same run again changes nothing. Returns the table's version."""
+    applied = f"eventpipe.runs:{row['run_id']}"
+    if warehouse.exists(RUNS) and warehouse.table(RUNS).transaction_version(applied) is not None:
+        return warehouse.table(RUNS).version()
+    rows = pa.Table.from_pylist([row], schema=RUNS_SCHEMA)
+    return warehouse.append(RUNS, rows, commit=applying(applied, 1)).version

@@ -210,9 +210,13 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     @classmethod
-    def load(cls, config_file: Path | None = None, **flags: Any) -> "Settings":
-        """Build settings from every layer; ``flags`` that are None are not set."""
-        path = _config_path(config_file)
+    def load(cls, config_file: Path | None = None, implicit_file: bool = True, **flags: Any) -> "Settings":
+        """Build settings from every layer; ``flags`` that are None are not set.
+
+        Without ``implicit_file``, ./eventpipe.toml is not read unless named (for a worker
+        that runs in whatever folder it was started from).
+        """
+        path = _config_path(config_file, implicit_file)
         layered = type(cls.__name__, (cls,), {"model_config": {**cls.model_config, "toml_file": path}})
         try:
             return layered(**{k: v for k, v in flags.items() if v is not None})
@@ -224,7 +228,7 @@ class Settings(BaseSettings):
             raise ConfigError(f"cannot read settings file {path}: {error}") from None
 
 
-def _config_path(config_file: Path | None) -> Path | None:
+def _config_path(config_file: Path | None, implicit_file: bool = True) -> Path | None:
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"settings file {config_file} does not exist")
@@ -232,7 +236,7 @@ def _config_path(config_file: Path | None) -> Path | None:
     from_env = os.environ.get("EVENTPIPE_CONFIG")
     if from_env:
         return _config_path(Path(from_env))
-    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+    return DEFAULT_CONFIG_FILE if implicit_file and DEFAULT_CONFIG_FILE.is_file() else None
 
 
 def _describe_environment(error: SettingsError) -> str:

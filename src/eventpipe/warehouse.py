@@ -11,7 +11,7 @@ from typing import ClassVar
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 
-from eventpipe.engine import DuckDBEngine, Engine
+from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written, write
 from eventpipe.errors import MissingTableError, WarehouseError, WarehouseLockedError
 from eventpipe.fields import BRONZE_SCHEMA, QUALITY_RESULTS_SCHEMA, QUARANTINE_SCHEMA, RUNS_SCHEMA
@@ -79,10 +79,18 @@ _TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false"}
 
 
 class Warehouse:
-    """A folder of Delta tables. ``open`` checks it; ``lock`` guards writers."""
+    """A folder of Delta tables. ``open`` checks it; ``lock`` guards writers.
+
+    It keeps each table it has loaded: a table's log is read once per command
+    (the writes of this process keep the loaded table current).
+    """
+
+    #: warehouses opened by this process (a run opens one; tests and logs count them)
+    opened: ClassVar[int] = 0
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._tables: dict[str, DeltaTable] = {}
 
     @classmethod
     def open(cls, root: Path, *, create: bool) -> "Warehouse":
@@ -91,6 +99,7 @@ class Warehouse:
             raise WarehouseError(f"warehouse {root} is a file, not a folder; choose another --warehouse")
         if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
             raise WarehouseError(f"warehouse {root} is not readable; check its permissions")
+        cls.opened += 1
         marker = root / MARKER
         if marker.is_file():
             return cls(root)
@@ -114,19 +123,24 @@ class Warehouse:
         return self.root / table.path
 
     def exists(self, table: TableSpec) -> bool:
-        return DeltaTable.is_deltatable(str(self.path(table)))
+        return table.path in self._tables or DeltaTable.is_deltatable(str(self.path(table)))
 
     def table(self, table: TableSpec, schema: pa.Schema | None = None) -> DeltaTable:
         """The Delta table, created empty on first use with its schema (or ``schema``)."""
+        if table.path in self._tables:
+            return self._tables[table.path]
         path = str(self.path(table))
         if DeltaTable.is_deltatable(path):
-            return DeltaTable(path)
-        return DeltaTable.create(
-            path,
-            schema=table.schema or schema,
-            partition_by=list(table.partition_by) or None,
-            configuration=_TABLE_CONFIGURATION,
-        )
+            loaded = DeltaTable(path)
+        else:
+            loaded = DeltaTable.create(
+                path,
+                schema=table.schema or schema,
+                partition_by=list(table.partition_by) or None,
+                configuration=_TABLE_CONFIGURATION,
+            )
+        self._tables[table.path] = loaded
+        return loaded
 
     def existing_tables(self) -> list[TableSpec]:
         return [t for t in TABLES if self.exists(t)]
@@ -176,10 +190,6 @@ class Warehouse:
         """The folder of per-run JSON reports."""
         return self.root / "_reports"
 
-    def engine(self, memory_limit: str) -> Engine:
-        """An engine for transformations over this warehouse: bounded memory, spilling into it."""
-        return DuckDBEngine(memory_limit=memory_limit, spill_to=self.scratch(), keep_order=False)
-
     def scratch(self) -> Path:
         """A folder for DuckDB to spill to; it holds nothing between runs."""
         return self.root / "_tmp"
@@ -189,21 +199,13 @@ class Warehouse:
 
 
 class WarehouseLock:
-    """An exclusive, non-blocking lock on the warehouse; released when the process ends.
-
-    Re-entrant within a process, so ``run`` can hold it across the stages it calls.
-    """
-
-    _held: ClassVar[dict[Path, int]] = {}
+    """An exclusive, non-blocking lock on the warehouse; released when the process ends."""
 
     def __init__(self, path: Path) -> None:
         self.path = path.resolve()
         self._fd: int | None = None
 
     def __enter__(self) -> "WarehouseLock":
-        if self.path in WarehouseLock._held:
-            WarehouseLock._held[self.path] += 1
-            return self
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
@@ -220,14 +222,11 @@ class WarehouseLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
-        WarehouseLock._held[self.path] = 1
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        WarehouseLock._held[self.path] -= 1
-        if self._fd is not None and not WarehouseLock._held[self.path]:
-            del WarehouseLock._held[self.path]
+        if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None

@@ -7,6 +7,7 @@ batches: the batch in flight finishes, so it is committed whole.
 import threading
 from collections.abc import Callable
 
+from eventpipe.context import open_run
 from eventpipe.ingest import Progress
 from eventpipe.ingest.ledger import Ledger
 from eventpipe.ingest.sources import discover
@@ -22,15 +23,23 @@ def watch(
     on_batch: Callable[[RunResult], None],
     sources: list[str] | None = None,
     progress: Progress | None = None,
+    html_report: bool = True,
 ) -> RunResult | None:
-    """Run a batch whenever new files appear; returns the last batch's result when stopped."""
+    """Run a batch whenever new files appear; returns the last batch's result when stopped.
+
+    Each batch is a run of its own (its own context, lock and engine).
+    """
     sources = sources or settings.sources
     seen: set[tuple[str, int, int]] = set()
     last = None
     while not stop.is_set():
-        found = {(str(f.path), f.size, f.mtime_ns) for f in discover(sources, allow_empty=True)}
+        found = {
+            (str(f.path), f.size, f.mtime_ns)
+            for f in discover(sources, allow_empty=True, warehouse=settings.warehouse)
+        }
         if found - seen - _ingested(settings):
-            last = run(settings, sources, progress)
+            with open_run(settings) as ctx:
+                last = run(ctx, sources, progress, html_report=html_report)
             on_batch(last)
         seen |= found  # a file whose content changed is reported once, not every poll
         stop.wait(interval)

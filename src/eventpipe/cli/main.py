@@ -90,11 +90,12 @@ def ingest(
 
     Example: eventpipe ingest --source data/events --warehouse warehouse
     """
+    from eventpipe.context import open_run
     from eventpipe.ingest import ingest as run_ingest
 
     settings = Settings.load(config, warehouse=warehouse, sources=source or None)
-    with console.progress(quiet) as progress:
-        result = run_ingest(settings, progress=progress)
+    with console.progress(quiet) as progress, open_run(settings) as ctx:
+        result = run_ingest(ctx, progress=progress)
     console.print_ingest_summary(result)
     if json:
         console.print_json(
@@ -139,9 +140,11 @@ def silver(
 
     Example: eventpipe silver --warehouse warehouse
     """
+    from eventpipe.context import open_run
     from eventpipe.silver import build_silver
 
-    result = build_silver(Settings.load(config, warehouse=warehouse))
+    with open_run(Settings.load(config, warehouse=warehouse), create=False) as ctx:
+        result = build_silver(ctx)
     console.print_silver_summary(result)
     if json:
         console.print_json({**asdict(result), "quarantined": result.quarantined})
@@ -157,9 +160,11 @@ def gold(
 
     Example: eventpipe gold --warehouse warehouse
     """
+    from eventpipe.context import open_run
     from eventpipe.gold import build_gold
 
-    result = build_gold(Settings.load(config, warehouse=warehouse))
+    with open_run(Settings.load(config, warehouse=warehouse), create=False) as ctx:
+        result = build_gold(ctx)
     console.print_gold_summary(result)
     if json:
         console.print_json(asdict(result))
@@ -193,20 +198,22 @@ def run(
 
     Example: eventpipe run --source data/events --warehouse warehouse
     """
+    from eventpipe.context import open_run
     from eventpipe.pipeline import run as run_pipeline
 
     settings = Settings.load(config, warehouse=warehouse, sources=source or None)
 
     def finish(result: RunResult) -> None:
-        _finish_run(settings, result, report, json)
+        _finish_run(result, json)
 
     with console.progress(quiet or watch) as progress:
         if watch:
-            last = _watch(settings, interval, finish, progress)
+            last = _watch(settings, interval, report, finish, progress)
             if last is not None and last.failed:
                 raise typer.Exit(CHECK_FAILED)
             return
-        result = run_pipeline(settings, progress=progress)
+        with open_run(settings) as ctx:
+            result = run_pipeline(ctx, progress=progress, html_report=report)
         finish(result)
     if result.failed:
         raise typer.Exit(CHECK_FAILED)
@@ -214,7 +221,7 @@ def run(
         raise typer.Exit(FILES_NOT_INGESTED)
 
 
-def _watch(settings: Settings, interval: float, finish, progress) -> RunResult | None:
+def _watch(settings: Settings, interval: float, report: bool, finish, progress) -> RunResult | None:
     import signal
     import threading
 
@@ -232,19 +239,14 @@ def _watch(settings: Settings, interval: float, finish, progress) -> RunResult |
     console.err.print(
         f"watching {sources} every {interval:g} s; stop with Ctrl-C or SIGTERM", highlight=False
     )
-    return watch(settings, stop, interval, finish, progress=progress)
+    return watch(settings, stop, interval, finish, progress=progress, html_report=report)
 
 
-def _finish_run(settings: Settings, result: RunResult, report: bool, json: bool) -> None:
-    """Print a run's summary, write its HTML report, and its JSON on stdout if asked."""
+def _finish_run(result: RunResult, json: bool) -> None:
+    """Print a run's summary and where its HTML report is, and its JSON on stdout if asked."""
     console.print_run_summary(result)
-    if report:
-        from eventpipe.report import write_html_report
-        from eventpipe.warehouse import DAILY_METRICS, Warehouse
-
-        if Warehouse.open(settings.warehouse, create=False).exists(DAILY_METRICS):
-            page = write_html_report(settings, settings.warehouse / "_reports" / f"{result.run_id}.html")
-            console.print_report(page)
+    if result.html_report is not None:
+        console.print_report(result.html_report)
     if json:
         console.print_json(result.summary())
 
@@ -272,6 +274,7 @@ def rebuild(
 
     Example: eventpipe rebuild --warehouse warehouse --from 2019-10-01 --to 2019-10-07
     """
+    from eventpipe.context import open_run
     from eventpipe.pipeline import run as run_pipeline
 
     if first and last and first > last:
@@ -280,8 +283,9 @@ def rebuild(
     dates = None
     if first or last:
         dates = (first.date() if first else None, last.date() if last else None)
-    result = run_pipeline(settings, rebuild=True, dates=dates)
-    _finish_run(settings, result, report, json)
+    with open_run(settings, create=False) as ctx:
+        result = run_pipeline(ctx, rebuild=True, dates=dates, html_report=report)
+    _finish_run(result, json)
     if dates is not None:
         span = f"events dated {first:%Y-%m-%d} " if first else "events dated from the first "
         span += f"to {last:%Y-%m-%d}" if last else "to the last"
@@ -337,9 +341,12 @@ def html_report(
 
     Example: eventpipe report --warehouse warehouse --out report.html
     """
+    from eventpipe.context import open_reader
     from eventpipe.report import write_html_report
 
-    console.print_report(write_html_report(Settings.load(config, warehouse=warehouse), out))
+    settings = Settings.load(config, warehouse=warehouse)
+    with open_reader(settings) as (opened, engine):
+        console.print_report(write_html_report(settings, opened, engine, out))
 
 
 @app.command()
@@ -352,9 +359,11 @@ def check(
 
     Example: eventpipe check --warehouse warehouse --json
     """
+    from eventpipe.context import open_run
     from eventpipe.quality import check_warehouse
 
-    result, report = check_warehouse(Settings.load(config, warehouse=warehouse))
+    with open_run(Settings.load(config, warehouse=warehouse), create=False) as ctx:
+        result, report = check_warehouse(ctx)
     console.print_checks(result)
     console.err.print(f"report: {report}", highlight=False, soft_wrap=True)
     if json:

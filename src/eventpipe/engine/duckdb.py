@@ -4,7 +4,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +22,9 @@ class DuckDBEngine(Engine):
     the order of rows through a query.
     """
 
+    #: connections opened by this process (a run opens one; tests and logs count them)
+    opened: ClassVar[int] = 0
+
     def __init__(
         self,
         threads: int | None = None,
@@ -32,6 +35,7 @@ class DuckDBEngine(Engine):
         self.memory_limit = memory_limit or "80% of RAM"
         self.sealed = False
         self.con = duckdb.connect()
+        DuckDBEngine.opened += 1
         # After connecting: the time-zone setting needs the ICU extension loaded first.
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET enable_progress_bar = false")  # progress is the CLI's to show, on stderr

@@ -3,7 +3,10 @@
 import time
 from dataclasses import dataclass, field
 
+from deltalake import DeltaTable
+
 from eventpipe.builds import built_from, marked
+from eventpipe.context import RunContext
 from eventpipe.engine import Engine
 from eventpipe.gold import sql
 from eventpipe.gold.increment import increment
@@ -35,7 +38,7 @@ class GoldResult:
     incremental: bool = False  # only the rows that silver's changes touch were recomputed
 
 
-def build_gold(settings: Settings, force: bool = False) -> GoldResult:
+def build_gold(ctx: RunContext, force: bool = False) -> GoldResult:
     """Bring each gold table up to date with silver events and sessions.
 
     Every gold commit records what it was built from. When all of them record
@@ -44,38 +47,42 @@ def build_gold(settings: Settings, force: bool = False) -> GoldResult:
     nothing is written; otherwise everything is rebuilt.
     """
     began = time.perf_counter()
-    warehouse = Warehouse.open(settings.warehouse, create=False)
+    settings, warehouse, engine = ctx.settings, ctx.warehouse, ctx.engine
     warehouse.require((SILVER_EVENTS, SESSIONS), built_by="silver")
-    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
-        silver = built_from(warehouse.table(SESSIONS)) or {}
-        inputs = {
-            "silver_events": warehouse.table(SILVER_EVENTS).version(),
-            "sessions": warehouse.table(SESSIONS).version(),
-            # silver's full build and the bronze version it is up to: what lets gold follow its increments
-            "silver_build": silver.get("build"),
-            "bronze": silver.get("inputs", {}).get("bronze"),
-            "rules": settings.model_dump(mode="json", include={"event_types", "funnel_steps"}),
-        }
-        records = [built_from(warehouse.table(t)) if warehouse.exists(t) else None for t in GOLD_TABLES]
-        # a run killed between gold's commits leaves them apart: build in full
-        previous = records[0] if all(r == records[0] for r in records) else None
-        unchanged = not force and previous == inputs
-        written = None
-        if not unchanged and not force and _follows(previous, inputs):
-            written = increment(warehouse, engine, settings, previous, inputs)
-            if written is not None:
-                warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
-                written[FUNNEL] = _write_funnel(warehouse, engine, settings, inputs)
-        if not unchanged and written is None:
-            _build_all(warehouse, engine, settings, inputs)
-        rows, versions = {}, {}
-        for table in GOLD_TABLES:
-            delta = warehouse.table(table)
-            rows[table.view] = delta.to_pyarrow_dataset().count_rows()
-            versions[table.view] = delta.version()
-        warehouse.expose(engine, (FUNNEL,))
-        funnel = engine.table("SELECT * FROM funnel ORDER BY level, step_number").to_pylist()
+    silver = built_from(warehouse.table(SESSIONS)) or {}
+    inputs = {
+        "silver_events": warehouse.table(SILVER_EVENTS).version(),
+        "sessions": warehouse.table(SESSIONS).version(),
+        # silver's full build and the bronze version it is up to: what lets gold follow its increments
+        "silver_build": silver.get("build"),
+        "bronze": silver.get("inputs", {}).get("bronze"),
+        "rules": settings.model_dump(mode="json", include={"event_types", "funnel_steps"}),
+    }
+    records = [built_from(warehouse.table(t)) if warehouse.exists(t) else None for t in GOLD_TABLES]
+    # a run killed between gold's commits leaves them apart: build in full
+    previous = records[0] if all(r == records[0] for r in records) else None
+    unchanged = not force and previous == inputs
+    written = None
+    if not unchanged and not force and _follows(previous, inputs):
+        written = increment(warehouse, engine, settings, previous, inputs)
+        if written is not None:
+            warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
+            written[FUNNEL] = _write_funnel(warehouse, engine, settings, inputs)
+    if not unchanged and written is None:
+        _build_all(warehouse, engine, settings, inputs)
+    rows, versions = {}, {}
+    for table in GOLD_TABLES:
+        delta = warehouse.table(table)
+        rows[table.view] = _rows(delta)
+        versions[table.view] = delta.version()
+    warehouse.expose(engine, (FUNNEL,))
+    funnel = engine.table("SELECT * FROM funnel ORDER BY level, step_number").to_pylist()
     return GoldResult(rows, versions, funnel, time.perf_counter() - began, unchanged, written is not None)
+
+
+def _rows(table: DeltaTable) -> int:
+    """Rows of the table's current files, from the log's file statistics."""
+    return table.to_pyarrow_dataset().count_rows()
 
 
 def _follows(previous: dict | None, inputs: dict) -> bool:

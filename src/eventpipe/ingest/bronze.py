@@ -9,7 +9,8 @@ from enum import StrEnum
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from eventpipe.engine import DuckDBEngine, Engine
+from eventpipe.context import RunContext
+from eventpipe.engine import Engine
 from eventpipe.engine.delta import stage, write
 from eventpipe.errors import SourceError
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
@@ -88,27 +89,25 @@ class Progress:
 
 
 def ingest(
-    settings: Settings, sources: list[str] | None = None, progress: Progress | None = None
+    ctx: RunContext, sources: list[str] | None = None, progress: Progress | None = None
 ) -> IngestResult:
-    """Ingest every new file of ``sources`` (default: ``settings.sources``) into bronze.
+    """Ingest every new file of ``sources`` (default: the settings' sources) into bronze.
 
     A file that cannot be read (empty, truncated, without the required columns, gone)
     is reported with its cause in the result and left out; the others are ingested.
     """
     progress = progress or Progress()
     began = time.perf_counter()
+    settings, warehouse = ctx.settings, ctx.warehouse
     files = discover(sources if sources else settings.sources, warehouse=settings.warehouse)
-    warehouse = Warehouse.open(settings.warehouse, create=True)
-    # one engine for every file: a connection costs tens of milliseconds, files may be many and small
-    with warehouse.lock(), DuckDBEngine() as engine:
-        target = _Target(warehouse, engine, warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
-        ledger = Ledger(target.bronze, target.quarantine)
-        results = []
-        for source in files:
-            progress.start_file(source)
-            result = _ingest_file(target, ledger, source, settings, progress.advance)
-            progress.end_file(result)
-            results.append(result)
+    target = _Target(warehouse, ctx.engine, warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
+    ledger = Ledger(target.bronze, target.quarantine)
+    results = []
+    for source in files:
+        progress.start_file(source)
+        result = _ingest_file(target, ledger, source, settings, progress.advance)
+        progress.end_file(result)
+        results.append(result)
     warnings = [
         f"{r.path}: {r.status}; {r.note}"
         for r in results

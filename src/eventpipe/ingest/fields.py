@@ -3,8 +3,9 @@
 Most event files hold no quotes and no blank lines. For a chunk like that, a
 line is a record and a comma ends a field, so Arrow's multi-threaded reader
 splits it exactly as the SQL parser would, many times faster. Anything else
-(and any line Arrow refuses: a blank line, a wrong number of fields, bad
-UTF-8) sends the chunk to the SQL parser, which judges each record.
+(a row count other than the line count: a blank line; any line Arrow refuses:
+a wrong number of fields, bad UTF-8) sends the chunk to the SQL parser, which
+judges each record.
 """
 
 import numpy as np
@@ -15,7 +16,7 @@ import pyarrow.csv as pacsv
 from eventpipe.ingest.lines import Chunk, count_lines
 
 _PARSE = pacsv.ParseOptions(
-    quote_char=False, double_quote=False, newlines_in_values=False, ignore_empty_lines=False
+    quote_char=False, double_quote=False, newlines_in_values=False, ignore_empty_lines=True
 )
 
 
@@ -49,8 +50,8 @@ def split_fields(chunk: Chunk, width: int, max_record_bytes: int) -> pa.Table | 
 
 
 def _plain(data: bytes) -> bool:
-    """No quote (so no field spans lines) and no NUL byte. A blank line is a row with one field,
-    which Arrow refuses; it ends lines at LF, CRLF and a lone CR, as the reader counts them."""
+    """No quote (so no field spans lines) and no NUL byte. Arrow ends lines at LF, CRLF and a
+    lone CR, as the reader counts them; it skips blank lines, which the row count then shows."""
     return b'"' not in data and b"\0" not in data
 
 

@@ -4,9 +4,9 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from eventpipe.context import RunContext
 from eventpipe.jsontext import dumps
 from eventpipe.quality.runner import QualityResult, run_checks
-from eventpipe.settings import Settings
 from eventpipe.warehouse import Warehouse
 
 
@@ -28,10 +28,10 @@ def write_report(warehouse: Warehouse, quality: QualityResult, run: dict | None 
     return path
 
 
-def check_warehouse(settings: Settings) -> tuple[QualityResult, Path]:
-    """Run every check on the warehouse and write their report; returns both."""
-    result = run_checks(settings)
-    return result, write_report(Warehouse.open(settings.warehouse, create=False), result)
+def check_warehouse(ctx: RunContext) -> tuple[QualityResult, Path]:
+    """Run every check on the whole warehouse and write their report; returns both."""
+    result = run_checks(ctx)
+    return result, write_report(ctx.warehouse, result)
 
 
 def report_path(warehouse: Warehouse, run_id: str) -> Path:

@@ -4,17 +4,17 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyarrow as pa
 
+from eventpipe.builds import applying
 from eventpipe.changes import Changes, expose_new_bronze
-from eventpipe.engine import DuckDBEngine, Engine
+from eventpipe.context import RunContext
+from eventpipe.engine import Engine, create_engine
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
 from eventpipe.quality.checks import Check, all_checks
-from eventpipe.runs import new_run_id
-from eventpipe.settings import Settings
 from eventpipe.sql import date_in
 from eventpipe.warehouse import LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
 
@@ -62,49 +62,42 @@ class QualityResult:
         return QualityResult(self.run_id, self.checked_at, self.checks + later.checks, later.figures)
 
 
-def run_checks(
-    settings: Settings,
-    layers: tuple[str, ...] = LAYERS,
-    run_id: str | None = None,
-    now: datetime | None = None,
-    changes: Changes | None = None,
-    figures: bool = True,
-) -> QualityResult:
+def run_checks(ctx: RunContext, layers: tuple[str, ...] = LAYERS, figures: bool = True) -> QualityResult:
     """Run the checks of ``layers`` and append their results to ``quality_results``.
 
-    With ``changes`` (what an incremental run changed), checks that have a
-    ``changed_sql`` look only at that. Without ``figures``, the warehouse's
-    figures are left out unless a check stops the run (a later set of checks
-    in the same run gives them).
+    After an incremental run (``ctx.changes``), checks that have a ``changed_sql``
+    look only at what it changed. Without ``figures``, the warehouse's figures are
+    left out unless a check stops the run (a later set of checks in the same run
+    gives them). The results of a run's checks of the same layers are appended
+    once: a retried step appends nothing again.
     """
-    now = now or datetime.now(UTC)
-    run_id = run_id or new_run_id(now)
+    settings, warehouse, engine, now = ctx.settings, ctx.warehouse, ctx.engine, ctx.now
     checks = [c for c in all_checks(settings.quality.checks) if c.runs_after in layers]
-    warehouse = Warehouse.open(settings.warehouse, create=False)
     missing = [t.view for t in TABLES if not warehouse.exists(t)]
     params = {"now": now, **settings.quality.model_dump(exclude={"checks"})}
-    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
-        warehouse.expose(engine)
-        engine.register("ingested_files", _ingested_files(warehouse))
-        scoped = changes is not None and not missing and _expose_changes(engine, warehouse, changes)
-        if scoped:
-            params["newest_before"] = changes.newest_before
-        results = [_run_check(engine, c, params, missing, scoped) for c in checks if not c.sandboxed]
-        sandboxed = [c for c in checks if c.sandboxed]
-        if sandboxed:
-            with DuckDBEngine(memory_limit=settings.memory_limit) as sandbox:
-                sandbox.forbid_external_access()
-                warehouse.expose(sandbox)
-                sandbox.register("ingested_files", _ingested_files(warehouse))
-                results += [_run_check(sandbox, c, params, missing) for c in sandboxed]
-            # in the order the checks were given
-            order = {c.name: i for i, c in enumerate(checks)}
-            results.sort(key=lambda r: order[r.name])
-        found = {}
-        if figures or any(r.stops_the_run for r in results):
-            found = warehouse_figures(engine, missing)
-        warehouse.append(QUALITY_RESULTS, _result_rows(run_id, now, results))
-    return QualityResult(run_id, now, results, found)
+    warehouse.expose(engine)
+    engine.register("ingested_files", _ingested_files(warehouse))
+    changes = ctx.changes
+    scoped = changes is not None and not missing and _expose_changes(engine, warehouse, changes)
+    if scoped:
+        params["newest_before"] = changes.newest_before
+    results = [_run_check(engine, c, params, missing, scoped) for c in checks if not c.sandboxed]
+    sandboxed = [c for c in checks if c.sandboxed]
+    if sandboxed:
+        with create_engine(settings.memory_limit, sealed=True) as sandbox:
+            warehouse.expose(sandbox)
+            sandbox.register("ingested_files", _ingested_files(warehouse))
+            results += [_run_check(sandbox, c, params, missing) for c in sandboxed]
+        # in the order the checks were given
+        order = {c.name: i for i, c in enumerate(checks)}
+        results.sort(key=lambda r: order[r.name])
+    found = {}
+    if figures or any(r.stops_the_run for r in results):
+        found = warehouse_figures(engine, missing)
+    applied = f"eventpipe.checks:{ctx.run_id}:{','.join(layers)}"
+    if warehouse.table(QUALITY_RESULTS).transaction_version(applied) is None:
+        warehouse.append(QUALITY_RESULTS, _result_rows(ctx.run_id, now, results), commit=applying(applied, 1))
+    return QualityResult(ctx.run_id, now, results, found)
 
 
 def _expose_changes(engine: Engine, warehouse: Warehouse, changes: Changes) -> bool:

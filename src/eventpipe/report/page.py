@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from eventpipe.engine import Engine
 from eventpipe.report import figures
 from eventpipe.settings import Settings
 from eventpipe.warehouse import DAILY_METRICS, FUNNEL, SESSIONS, SESSIONS_DAILY, SILVER_EVENTS, Warehouse
@@ -21,12 +22,13 @@ class ReportResult:
     seconds: float
 
 
-def write_html_report(settings: Settings, out: Path | None = None) -> ReportResult:
+def write_html_report(
+    settings: Settings, warehouse: Warehouse, engine: Engine, out: Path | None = None
+) -> ReportResult:
     """Write the report to ``out`` (default: ``warehouse/_reports/report.html``)."""
     began = time.perf_counter()
-    warehouse = Warehouse.open(settings.warehouse, create=False)
     warehouse.require(GOLD_NEEDED, built_by="run")
-    with warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
+    with engine.translated_errors():
         warehouse.expose(engine)
         data = figures.collect(engine, warehouse, settings.event_types)
     html = render(data, warehouse.root)

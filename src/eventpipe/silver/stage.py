@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from eventpipe.builds import REBUILT, applying, built_from, marked
+from eventpipe.context import RunContext
 from eventpipe.engine import Engine
 from eventpipe.errors import MissingTableError
 from eventpipe.settings import Settings
@@ -58,68 +59,66 @@ def silver_parameters(settings: Settings, now: datetime) -> dict:
     }
 
 
-def build_silver(settings: Settings, now: datetime | None = None, force: bool = False) -> SilverResult:
+def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
     """Rebuild silver events, sessions and the silver part of the quarantine from bronze.
 
     Unless ``force``: when bronze and the rules are as they were at the last build, and
     no event quarantined as "in the future" has come within the tolerance since, nothing is written.
     """
     began = time.perf_counter()
-    now = now or datetime.now(UTC)
-    warehouse = Warehouse.open(settings.warehouse, create=False)
-    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
-        bronze = warehouse.table(BRONZE_EVENTS)
-        inputs = {"bronze": bronze.version(), "rules": _rules(settings)}
+    settings, warehouse, engine, now = ctx.settings, ctx.warehouse, ctx.engine, ctx.now
+    bronze = warehouse.table(BRONZE_EVENTS)
+    inputs = {"bronze": bronze.version(), "rules": _rules(settings)}
+    warehouse.expose(engine, (BRONZE_EVENTS,))
+    previous = built_from(warehouse.table(SESSIONS)) if warehouse.exists(SESSIONS) else None
+    current = (
+        not force
+        and previous is not None
+        and previous["inputs"]["rules"] == inputs["rules"]
+        and now < datetime.fromisoformat(previous["valid_until"])
+        # a run killed between the two commits leaves them apart: build in full
+        and built_from(warehouse.table(SILVER_EVENTS)) == previous
+    )
+    if current and previous["inputs"] == inputs:
+        return _as_built(warehouse, engine, began)
+    bronze_rows = bronze.to_pyarrow_dataset().count_rows()
+    params = silver_parameters(settings, now)
+    if current and settings.max_session_minutes is None:
+        # the same full build, brought further (a range rebuild's mark does not carry over)
+        record = {**{k: v for k, v in previous.items() if k != REBUILT}, "inputs": inputs}
+        if increment(warehouse, engine, settings, params, previous, record):
+            return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
         warehouse.expose(engine, (BRONZE_EVENTS,))
-        previous = built_from(warehouse.table(SESSIONS)) if warehouse.exists(SESSIONS) else None
-        current = (
-            not force
-            and previous is not None
-            and previous["inputs"]["rules"] == inputs["rules"]
-            and now < datetime.fromisoformat(previous["valid_until"])
-            # a run killed between the two commits leaves them apart: build in full
-            and built_from(warehouse.table(SILVER_EVENTS)) == previous
-        )
-        if current and previous["inputs"] == inputs:
-            return _as_built(warehouse, engine, began)
-        bronze_rows = bronze.to_pyarrow_dataset().count_rows()
-        params = silver_parameters(settings, now)
-        if current and settings.max_session_minutes is None:
-            # the same full build, brought further (a range rebuild's mark does not carry over)
-            record = {**{k: v for k, v in previous.items() if k != REBUILT}, "inputs": inputs}
-            if increment(warehouse, engine, settings, params, previous, record):
-                return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
-            warehouse.expose(engine, (BRONZE_EVENTS,))
-        # the build stays right until the earliest event quarantined as future comes within the tolerance
-        first_future = engine.scalar(
-            "SELECT min(event_time) FROM bronze_events WHERE event_time > $future_limit", params
-        )
-        valid_until = (
-            first_future - timedelta(hours=settings.future_tolerance_hours) if first_future else _FOREVER
-        )
-        # "build" names this full build; increments keep it, so gold can tell it only had events added
-        record = {
-            "inputs": inputs,
-            "valid_until": valid_until.astimezone(UTC).isoformat(),
-            "build": uuid.uuid4().hex,
-        }
-        rejected = warehouse.replace(
-            QUARANTINE,
-            engine.stream(sql.REJECTED, params),
-            where=[("stage", "=", STAGE)],
-            commit=applying(REJECTS_APPLIED, inputs["bronze"]),
-        )
-        events_sql = sql.events(settings.max_session_minutes is not None, rows=f"({sql.VALID})")
-        params |= sql.expose_source_files(engine, BRONZE_EVENTS.view)
-        # both commits record what silver was built from; sessions, the last, completes it
-        events = warehouse.replace(SILVER_EVENTS, engine.stream(events_sql, params), commit=marked(record))
-        warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
-        sessions_sql, sessions_params = sql.sessions(settings.event_types, SILVER_EVENTS.view)
-        sessions = warehouse.replace(
-            SESSIONS, engine.stream(sessions_sql, sessions_params), commit=marked(record)
-        )
-        duplicates = engine.scalar(f"SELECT coalesce(sum(duplicates), 0)::BIGINT FROM {SILVER_EVENTS.view}")
-        reasons = _quarantined_by_reason(engine)
+    # the build stays right until the earliest event quarantined as future comes within the tolerance
+    first_future = engine.scalar(
+        "SELECT min(event_time) FROM bronze_events WHERE event_time > $future_limit", params
+    )
+    valid_until = (
+        first_future - timedelta(hours=settings.future_tolerance_hours) if first_future else _FOREVER
+    )
+    # "build" names this full build; increments keep it, so gold can tell it only had events added
+    record = {
+        "inputs": inputs,
+        "valid_until": valid_until.astimezone(UTC).isoformat(),
+        "build": uuid.uuid4().hex,
+    }
+    rejected = warehouse.replace(
+        QUARANTINE,
+        engine.stream(sql.REJECTED, params),
+        where=[("stage", "=", STAGE)],
+        commit=applying(REJECTS_APPLIED, inputs["bronze"]),
+    )
+    events_sql = sql.events(settings.max_session_minutes is not None, rows=f"({sql.VALID})")
+    params |= sql.expose_source_files(engine, BRONZE_EVENTS.view)
+    # both commits record what silver was built from; sessions, the last, completes it
+    events = warehouse.replace(SILVER_EVENTS, engine.stream(events_sql, params), commit=marked(record))
+    warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
+    sessions_sql, sessions_params = sql.sessions(settings.event_types, SILVER_EVENTS.view)
+    sessions = warehouse.replace(
+        SESSIONS, engine.stream(sessions_sql, sessions_params), commit=marked(record)
+    )
+    duplicates = engine.scalar(f"SELECT coalesce(sum(duplicates), 0)::BIGINT FROM {SILVER_EVENTS.view}")
+    reasons = _quarantined_by_reason(engine)
     return SilverResult(
         bronze_rows=bronze_rows,
         events=events.rows,
@@ -138,9 +137,7 @@ def build_silver(settings: Settings, now: datetime | None = None, force: bool = 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
 
 
-def rebuild_silver_dates(
-    settings: Settings, first: date | None, last: date | None, now: datetime | None = None
-) -> SilverResult:
+def rebuild_silver_dates(ctx: RunContext, first: date | None, last: date | None) -> SilverResult:
     """Recompute silver from bronze for events dated ``first``..``last`` (None: the oldest, the newest).
 
     Silver must be up to date with bronze (``build_silver`` first); outside the
@@ -148,33 +145,30 @@ def rebuild_silver_dates(
     more bronze rows than ``rows_per_bucket`` is rebuilt by building everything.
     """
     began = time.perf_counter()
-    now = now or datetime.now(UTC)
-    warehouse = Warehouse.open(settings.warehouse, create=False)
+    settings, warehouse, engine = ctx.settings, ctx.warehouse, ctx.engine
     warehouse.require((SILVER_EVENTS, SESSIONS), built_by="silver")
-    with warehouse.lock(), warehouse.engine(settings.memory_limit) as engine, engine.translated_errors():
-        previous = built_from(warehouse.table(SESSIONS))
-        if previous is None or built_from(warehouse.table(SILVER_EVENTS)) != previous:
-            raise MissingTableError(
-                f"silver in {settings.warehouse} is not complete; run `eventpipe rebuild` without a range"
-            )
-        warehouse.expose(engine, (BRONZE_EVENTS,))
-        bronze = engine.table(
-            "SELECT min(event_date) AS oldest, max(event_date) AS newest, "
-            "count(*) FILTER (WHERE event_date BETWEEN $first AND $last) AS rows FROM bronze_events",
-            {"first": first or date.min, "last": last or date.max},
-        ).to_pylist()[0]
-        oldest, newest = bronze["oldest"], bronze["newest"]
-        first, last = first or oldest or date.min, last or newest or date.max
-        # the range is sessionized in one piece: up to the rows a full build sessionizes at once
-        if bronze["rows"] <= settings.rows_per_bucket:
-            record = {**previous, REBUILT: [first.isoformat(), last.isoformat()]}
-            params = silver_parameters(settings, now)
-            max_session_length = settings.max_session_minutes is not None
-            bronze_dates = (oldest, newest) if oldest else None
-            rebuild_dates(warehouse, engine, params, max_session_length, record, (first, last), bronze_dates)
-            return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
-    # more: a full build gives the same tables, in the memory its buckets bound
-    return build_silver(settings, now, force=True)
+    previous = built_from(warehouse.table(SESSIONS))
+    if previous is None or built_from(warehouse.table(SILVER_EVENTS)) != previous:
+        raise MissingTableError(
+            f"silver in {settings.warehouse} is not complete; run `eventpipe rebuild` without a range"
+        )
+    warehouse.expose(engine, (BRONZE_EVENTS,))
+    bronze = engine.table(
+        "SELECT min(event_date) AS oldest, max(event_date) AS newest, "
+        "count(*) FILTER (WHERE event_date BETWEEN $first AND $last) AS rows FROM bronze_events",
+        {"first": first or date.min, "last": last or date.max},
+    ).to_pylist()[0]
+    oldest, newest = bronze["oldest"], bronze["newest"]
+    first, last = first or oldest or date.min, last or newest or date.max
+    # the range is sessionized in one piece: up to the rows a full build sessionizes at once
+    if bronze["rows"] > settings.rows_per_bucket:  # a full build gives the same tables
+        return build_silver(ctx, force=True)
+    record = {**previous, REBUILT: [first.isoformat(), last.isoformat()]}
+    params = silver_parameters(settings, ctx.now)
+    max_session_length = settings.max_session_minutes is not None
+    bronze_dates = (oldest, newest) if oldest else None
+    rebuild_dates(warehouse, engine, params, max_session_length, record, (first, last), bronze_dates)
+    return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
 
 
 def _rules(settings: Settings) -> dict:
