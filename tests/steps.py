@@ -4,6 +4,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from eventpipe import pipeline
+from eventpipe.changes import Changes
 from eventpipe.context import open_reader, open_run
 from eventpipe.ingest import IngestResult
 from eventpipe.ingest import ingest as ingest_files
@@ -35,9 +36,14 @@ def ingest(settings: Settings, sources: list[str] | None = None) -> IngestResult
 
 
 def run_checks(
-    settings: Settings, layers: tuple[str, ...] = LAYERS, now: datetime | None = None
+    settings: Settings,
+    layers: tuple[str, ...] = LAYERS,
+    now: datetime | None = None,
+    changes: Changes | None = None,
 ) -> QualityResult:
+    """The checks of ``layers``: on whole tables, or, with ``changes``, bound to what they name."""
     with open_run(settings, create=False, now=now) as ctx:
+        ctx.changes = changes
         return check_layers(ctx, layers)
 
 

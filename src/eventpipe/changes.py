@@ -6,7 +6,6 @@ Checks after an incremental run look at these rather than at all of history.
 from dataclasses import dataclass
 from datetime import datetime
 
-from eventpipe.engine import Engine
 from eventpipe.engine.delta import changed_partitions
 from eventpipe.warehouse import BRONZE_EVENTS, SESSIONS, SILVER_EVENTS, Warehouse
 
@@ -47,15 +46,3 @@ def changes_since(warehouse: Warehouse, before: Versions, newest_before: datetim
     if event_dates is None or session_dates is None:
         return None
     return Changes(before.bronze, frozenset(event_dates), frozenset(session_dates), newest_before)
-
-
-def expose_new_bronze(engine: Engine, warehouse: Warehouse, since_version: int, name: str) -> bool:
-    """Expose the bronze rows added since ``since_version`` as ``name``, and their users as the
-    table ``changed_users``; False if the engine cannot tell those rows apart."""
-    if not engine.expose_added(name, warehouse.path(BRONZE_EVENTS), since_version):
-        return False
-    engine.execute(
-        "CREATE OR REPLACE TEMP TABLE changed_users AS "
-        f"SELECT DISTINCT user_id FROM {name} WHERE user_id IS NOT NULL"
-    )
-    return True

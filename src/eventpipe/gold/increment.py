@@ -12,13 +12,13 @@ as it was (silver at the version gold was built from) and put back as it is.
 import pyarrow as pa
 
 from eventpipe.builds import REBUILT, marked, records_since
-from eventpipe.changes import expose_new_bronze
 from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written, changed_partitions
 from eventpipe.gold import sql
 from eventpipe.settings import Settings
 from eventpipe.sql import date_in, date_literal
 from eventpipe.warehouse import (
+    BRONZE_EVENTS,
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
     EVENTS_BY_TYPE,
@@ -44,13 +44,18 @@ def increment(
     if (
         event_dates is None
         or session_dates is None
-        or not expose_new_bronze(engine, warehouse, previous["bronze"], "new_bronze")
+        or not engine.expose_added("new_bronze", warehouse.path(BRONZE_EVENTS), previous["bronze"])
         or not engine.expose_version(
             "old_silver_events", warehouse.path(SILVER_EVENTS), previous["silver_events"]
         )
     ):
         return None
     in_days, in_session_days = date_in("event_date", event_dates), date_in("session_date", session_dates)
+    # the users whose gold rows are recomputed: those with new bronze rows (and, below, more)
+    engine.execute(
+        "CREATE OR REPLACE TEMP TABLE changed_users AS "
+        "SELECT DISTINCT user_id FROM new_bronze WHERE user_id IS NOT NULL"
+    )
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, *GOLD_TABLES))
     if any(REBUILT in r for r in records_since(warehouse.table(SILVER_EVENTS), previous["silver_events"])):
         # a range rebuild may have changed any user with events on the days it rewrote

@@ -6,12 +6,13 @@ the warehouse's views, plus ``ingested_files`` (one row per source file:
 the thresholds of ``[quality]`` (``$freshness_hours``, ``$volume_min_ratio``,
 ``$volume_max_ratio``, ``$max_late_event_rate``, ``$max_quarantine_rate``).
 
-After an incremental run, checks whose cost grows with history look only at
-what the run changed, through their ``changed_sql``: it reads
-``new_bronze_events`` (the bronze rows the run added), ``changed_users``
-(their users), ``changed_events`` and ``changed_sessions`` (the silver
-partitions the run rewrote), and ``$newest_before`` (the newest bronze event
-before the run). ``eventpipe check`` always looks at everything.
+A check reads the table it guards as ``@this``. The runner binds ``@this`` to
+the whole table, or, after an incremental run, to what the run changed (as
+SQLMesh binds an audit's ``@this_model``): the bronze rows the run added, the
+silver partitions it rewrote, the user_funnel rows of the users with new rows;
+a check guarding any other table sees all of it. ``$newest_before`` is the
+newest bronze event before the run (NULL when the whole table is checked).
+``eventpipe check`` always checks whole tables.
 """
 
 from dataclasses import dataclass
@@ -38,7 +39,6 @@ class Check:
     severity: Severity
     description: str
     layer: str | None = None
-    changed_sql: str | None = None  # the same rule over what a run changed (see above)
     # a user's SQL runs where it can read no file by name, as `eventpipe query` does
     sandboxed: bool = False
 
@@ -53,10 +53,10 @@ class Check:
         raise ConfigError(f"check {self.name}: unknown table {self.table!r}; tables are: {views}")
 
 
-def _unique(view: str, key: str) -> str:
+def _unique(key: str) -> str:
     return f"""
 SELECT {ident(key)}, count(*) AS copies
-FROM {ident(view)}
+FROM @this
 GROUP BY 1
 HAVING count(*) > 1 OR {ident(key)} IS NULL
 """
@@ -65,15 +65,14 @@ HAVING count(*) > 1 OR {ident(key)} IS NULL
 _USER_FUNNEL_COUNTS = ("views", "carts", "removals", "purchases", "revenue")
 
 
-def _keys_and_counts(view: str, keys: tuple[str, ...], counts: tuple[str, ...], where: str = "TRUE") -> str:
-    """Rows of a gold table (those ``where`` selects) with a missing or repeated key, or a missing
-    or negative count."""
+def _keys_and_counts(keys: tuple[str, ...], counts: tuple[str, ...]) -> str:
+    """Rows of a gold table with a missing or repeated key, or a missing or negative count."""
     key_list = ", ".join(ident(k) for k in keys)
     missing_key = " OR ".join(f"{ident(k)} IS NULL" for k in keys)
     bad_count = " OR ".join(f"{ident(c)} IS NULL OR {ident(c)} < 0" for c in counts)
     return f"""
 WITH keyed AS (
-    SELECT *, count(*) OVER (PARTITION BY {key_list}) AS key_copies FROM {ident(view)} WHERE {where}
+    SELECT *, count(*) OVER (PARTITION BY {key_list}) AS key_copies FROM @this
 )
 SELECT * EXCLUDE (key_copies),
     CASE
@@ -87,6 +86,7 @@ WHERE {missing_key} OR key_copies > 1 OR {bad_count}
 
 
 def _sums_to_silver(view: str, counts: str) -> str:
+    """A table's counts sum to silver's rows: over whole tables, whatever is bound to ``@this``."""
     return f"""
 WITH figures AS (
     SELECT
@@ -113,17 +113,12 @@ FROM figures
 WHERE bronze_rows <> silver_events + duplicates_removed + quarantined_in_silver
 """
 
+# A session holding an event of day D starts on or before D and ends on or after it: only those
+# sessions are looked at.
 _EVENT_WITHOUT_SESSION = """
+WITH days AS (SELECT min(event_date) AS first, max(event_date) AS last FROM @this)
 SELECT e.event_id, e.session_id, e.user_id, e.event_time
-FROM silver_events AS e
-ANTI JOIN sessions AS s ON e.session_id = s.session_id AND e.user_id = s.user_id
-"""
-
-# A session holding an event of day D starts on or before D and ends on or after it.
-_CHANGED_EVENT_WITHOUT_SESSION = """
-WITH days AS (SELECT min(event_date) AS first, max(event_date) AS last FROM changed_events)
-SELECT e.event_id, e.session_id, e.user_id, e.event_time
-FROM changed_events AS e
+FROM @this AS e
 ANTI JOIN (
     SELECT session_id, user_id FROM sessions, days
     WHERE session_end >= days.first AND session_date <= days.last
@@ -132,32 +127,23 @@ ANTI JOIN (
 
 _SESSION_START_AND_END = """
 SELECT session_id, user_id, session_start, session_end
-FROM sessions
+FROM @this
 WHERE session_start IS NULL OR session_end IS NULL OR session_end < session_start
 """
 
 _SESSION_LENGTH = """
 SELECT session_id, user_id, session_length_minutes
-FROM sessions
+FROM @this
 WHERE session_length_minutes IS NULL OR session_length_minutes < 0
 """
 
+# Silver's users (those of the events checked) each have one row in user_funnel.
 _USER_FUNNEL_USERS = """
-WITH figures AS (
+WITH users AS (SELECT DISTINCT user_id FROM @this),
+figures AS (
     SELECT
-        (SELECT count(*) FROM user_funnel) AS user_funnel_rows,
-        (SELECT count(DISTINCT user_id) FROM silver_events) AS silver_users
-)
-SELECT * FROM figures WHERE user_funnel_rows <> silver_users
-"""
-
-_CHANGED_USER_FUNNEL_USERS = """
-WITH figures AS (
-    SELECT
-        (SELECT count(*) FROM user_funnel WHERE user_id IN (SELECT user_id FROM changed_users))
-            AS user_funnel_rows,
-        (SELECT count(DISTINCT user_id) FROM silver_events
-            WHERE user_id IN (SELECT user_id FROM changed_users)) AS silver_users
+        (SELECT count(*) FROM users) AS silver_users,
+        (SELECT count(*) FROM user_funnel WHERE user_id IN (SELECT user_id FROM users)) AS user_funnel_rows
 )
 SELECT * FROM figures WHERE user_funnel_rows <> silver_users
 """
@@ -166,7 +152,7 @@ _FUNNEL_NEVER_INCREASES = """
 WITH steps AS (
     SELECT level, step_number, step, entered,
         lag(entered) OVER (PARTITION BY level ORDER BY step_number) AS entered_previous_step
-    FROM funnel
+    FROM @this
 )
 SELECT * FROM steps WHERE entered > entered_previous_step
 """
@@ -174,7 +160,7 @@ SELECT * FROM steps WHERE entered > entered_previous_step
 _FRESHNESS = """
 SELECT max(event_time) AS newest_event, $now::TIMESTAMPTZ AS checked_at,
     (epoch($now::TIMESTAMPTZ) - epoch(max(event_time))) / 3600 AS age_hours
-FROM silver_events
+FROM silver_events  -- all of it: the newest event may be one the run did not touch
 HAVING epoch($now::TIMESTAMPTZ) - epoch(max(event_time)) > $freshness_hours * 3600
 """
 
@@ -196,23 +182,22 @@ WHERE t.days > 0
 """
 
 
-def _late_events(bronze: str, newest_before: str) -> str:
-    """Per file of ``bronze``, its events older than the newest event of the files ingested before
-    it, or than ``newest_before`` (SQL), the newest before any of them."""
-    return f"""
+# Per file, its events older than the newest event of the files ingested before it, or than
+# $newest_before (when only the run's new rows are checked, the newest event before them).
+_LATE_EVENTS = """
 WITH files AS (
     SELECT _source_file AS file, min(_ingested_at) AS ingested_at, max(event_time) AS newest
-    FROM {bronze}
+    FROM @this
     GROUP BY 1
 ), watermarks AS (
     SELECT file, greatest(max(newest) OVER (
         ORDER BY ingested_at, file ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-    ), {newest_before}) AS newest_before
+    ), $newest_before::TIMESTAMPTZ) AS newest_before
     FROM files
 ), by_file AS (
     SELECT b._source_file AS file, count(*) AS events,
         count(*) FILTER (WHERE b.event_time < w.newest_before) AS late_events
-    FROM {bronze} AS b JOIN watermarks AS w ON b._source_file = w.file
+    FROM @this AS b JOIN watermarks AS w ON b._source_file = w.file
     GROUP BY 1
 )
 SELECT file, events, late_events, late_events / events AS late_event_rate
@@ -257,9 +242,8 @@ WHERE previous_columns IS NOT NULL AND list_sort(columns) <> list_sort(previous_
 BUILT_IN_CHECKS: tuple[Check, ...] = (
     # bronze
     Check(
-        "late_event_rate", "bronze_events", _late_events("bronze_events", "NULL"), "warn",
+        "late_event_rate", "bronze_events", _LATE_EVENTS, "warn",
         "a file's share of events older than the newest event before it stays under max_late_event_rate",
-        changed_sql=_late_events("new_bronze_events", "$newest_before::TIMESTAMPTZ"),
     ),
     Check(
         "schema_drift", "bronze_events", _SCHEMA_DRIFT, "warn",
@@ -276,18 +260,14 @@ BUILT_IN_CHECKS: tuple[Check, ...] = (
         layer="silver",
     ),
     # an event_id (session_id) is derived from the event (first event), so copies share a partition
-    Check("event_id_unique", "silver_events", _unique("silver_events", "event_id"), "fail",
-          "every silver event has an event_id of its own",
-          changed_sql=_unique("changed_events", "event_id")),
+    Check("event_id_unique", "silver_events", _unique("event_id"), "fail",
+          "every silver event has an event_id of its own"),
     Check("event_in_session", "silver_events", _EVENT_WITHOUT_SESSION, "fail",
-          "every silver event belongs to a session that exists, of the same user",
-          changed_sql=_CHANGED_EVENT_WITHOUT_SESSION),
-    Check("session_id_unique", "sessions", _unique("sessions", "session_id"), "fail",
-          "every session has a session_id of its own",
-          changed_sql=_unique("changed_sessions", "session_id")),
+          "every silver event belongs to a session that exists, of the same user"),
+    Check("session_id_unique", "sessions", _unique("session_id"), "fail",
+          "every session has a session_id of its own"),
     Check("session_start_and_end", "sessions", _SESSION_START_AND_END, "fail",
-          "every session has a start and an end, and does not end before it starts",
-          changed_sql=_SESSION_START_AND_END.replace("FROM sessions", "FROM changed_sessions")),
+          "every session has a start and an end, and does not end before it starts"),
     Check("session_length_not_negative", "sessions", _SESSION_LENGTH, "fail",
           "every session's length is known and not negative"),
     Check("sessions_sum_to_silver", "sessions", _sums_to_silver("sessions", "events_count"), "fail",
@@ -299,34 +279,31 @@ BUILT_IN_CHECKS: tuple[Check, ...] = (
           "7-day average"),
     # gold
     Check("events_by_minute_valid", "events_by_minute",
-          _keys_and_counts("events_by_minute", ("minute",), ("events_count",)), "fail",
+          _keys_and_counts(("minute",), ("events_count",)), "fail",
           "one row per minute, with a count that is not negative"),
     Check("events_by_minute_sums_to_silver", "events_by_minute",
           _sums_to_silver("events_by_minute", "events_count"), "fail",
           "events_by_minute sums to the silver row count"),
     Check("events_by_type_valid", "events_by_type",
-          _keys_and_counts("events_by_type", ("event_type",), ("events_count", "users")), "fail",
+          _keys_and_counts(("event_type",), ("events_count", "users")), "fail",
           "one row per event type, with counts that are not negative"),
     Check("events_by_type_sums_to_silver", "events_by_type",
           _sums_to_silver("events_by_type", "events_count"), "fail",
           "events_by_type sums to the silver row count"),
     Check("user_funnel_valid", "user_funnel",
-          _keys_and_counts("user_funnel", ("user_id",), _USER_FUNNEL_COUNTS), "fail",
-          "one row per user_id, with counts and revenue that are not negative",
-          changed_sql=_keys_and_counts("user_funnel", ("user_id",), _USER_FUNNEL_COUNTS,
-                                       where="user_id IN (SELECT user_id FROM changed_users)")),
-    Check("user_funnel_covers_users", "user_funnel", _USER_FUNNEL_USERS, "fail",
-          "user_funnel has as many rows as silver has users",
-          changed_sql=_CHANGED_USER_FUNNEL_USERS),
-    Check("funnel_valid", "funnel", _keys_and_counts("funnel", ("level", "step_number"), ("entered",)),
+          _keys_and_counts(("user_id",), _USER_FUNNEL_COUNTS), "fail",
+          "one row per user_id, with counts and revenue that are not negative"),
+    Check("user_funnel_covers_users", "silver_events", _USER_FUNNEL_USERS, "fail",
+          "every user of silver has one row in user_funnel", layer="gold"),
+    Check("funnel_valid", "funnel", _keys_and_counts(("level", "step_number"), ("entered",)),
           "fail", "one row per level and step, with a count that is not negative"),
     Check("funnel_never_increases", "funnel", _FUNNEL_NEVER_INCREASES, "fail",
           "no funnel step has more entrants than the step before it"),
     Check("sessions_daily_valid", "sessions_daily",
-          _keys_and_counts("sessions_daily", ("date",), ("sessions", "users")), "fail",
+          _keys_and_counts(("date",), ("sessions", "users")), "fail",
           "one row per day, with counts that are not negative"),
     Check("daily_metrics_valid", "daily_metrics",
-          _keys_and_counts("daily_metrics", ("date",), ("active_users", "events", "purchases", "revenue")),
+          _keys_and_counts(("date",), ("active_users", "events", "purchases", "revenue")),
           "fail", "one row per day, with counts and revenue that are not negative"),
 )  # fmt: skip
 

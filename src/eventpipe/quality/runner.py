@@ -9,14 +9,14 @@ from datetime import datetime
 import pyarrow as pa
 
 from eventpipe.builds import applying
-from eventpipe.changes import Changes, expose_new_bronze
+from eventpipe.changes import Changes
 from eventpipe.context import RunContext
 from eventpipe.engine import Engine, create_engine
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
 from eventpipe.quality.checks import Check, all_checks
-from eventpipe.sql import date_in
-from eventpipe.warehouse import LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
+from eventpipe.sql import date_in, ident
+from eventpipe.warehouse import BRONZE_EVENTS, LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
 
 #: Offending rows kept per check, for the console, the report and the tests.
 EXAMPLES_KEPT = 5
@@ -77,17 +77,15 @@ def run_checks(ctx: RunContext, layers: tuple[str, ...] = LAYERS, figures: bool 
     params = {"now": now, **settings.quality.model_dump(exclude={"checks"})}
     warehouse.expose(engine)
     engine.register("ingested_files", _ingested_files(warehouse))
-    changes = ctx.changes
-    scoped = changes is not None and not missing and _expose_changes(engine, warehouse, changes)
-    if scoped:
-        params["newest_before"] = changes.newest_before
-    results = [_run_check(engine, c, params, missing, scoped) for c in checks if not c.sandboxed]
+    bindings = {} if missing else _bindings(engine, warehouse, ctx.changes)
+    params["newest_before"] = ctx.changes.newest_before if bindings else None
+    results = [_run_check(engine, c, params, missing, bindings) for c in checks if not c.sandboxed]
     sandboxed = [c for c in checks if c.sandboxed]
     if sandboxed:
         with create_engine(settings.memory_limit, sealed=True) as sandbox:
             warehouse.expose(sandbox)
             sandbox.register("ingested_files", _ingested_files(warehouse))
-            results += [_run_check(sandbox, c, params, missing) for c in sandboxed]
+            results += [_run_check(sandbox, c, params, missing, {}) for c in sandboxed]
         # in the order the checks were given
         order = {c.name: i for i, c in enumerate(checks)}
         results.sort(key=lambda r: order[r.name])
@@ -100,23 +98,36 @@ def run_checks(ctx: RunContext, layers: tuple[str, ...] = LAYERS, figures: bool 
     return QualityResult(ctx.run_id, now, results, found)
 
 
-def _expose_changes(engine: Engine, warehouse: Warehouse, changes: Changes) -> bool:
-    """The relations ``changed_sql`` reads; False if the engine cannot tell the new bronze rows."""
-    if not expose_new_bronze(engine, warehouse, changes.bronze_since, "new_bronze_events"):
-        return False
-    engine.execute(
-        "CREATE OR REPLACE TEMP VIEW changed_events AS "
-        f"SELECT * FROM silver_events WHERE {date_in('event_date', set(changes.event_dates))}"
-    )
-    engine.execute(
-        "CREATE OR REPLACE TEMP VIEW changed_sessions AS "
-        f"SELECT * FROM sessions WHERE {date_in('session_date', set(changes.session_dates))}"
-    )
-    return True
+# What ``@this`` is bound to after an incremental run, per guarded table: what the run changed.
+_SLICES = {
+    "bronze_events": "(SELECT * FROM checked_bronze_rows)",
+    "silver_events": "(SELECT * FROM silver_events WHERE {event_dates})",
+    "sessions": "(SELECT * FROM sessions WHERE {session_dates})",
+    "user_funnel": "(SELECT * FROM user_funnel WHERE user_id IN (SELECT user_id FROM checked_bronze_rows))",
+}
+
+
+def _bindings(engine: Engine, warehouse: Warehouse, changes: Changes | None) -> dict[str, str]:
+    """What ``@this`` means per guarded table: the table itself, or the slice a run changed
+    (empty when the engine cannot tell the run's bronze rows apart: everything is checked)."""
+    if changes is None or not engine.expose_added(
+        "checked_bronze_rows", warehouse.path(BRONZE_EVENTS), changes.bronze_since
+    ):
+        return {}
+    dates = {
+        "event_dates": date_in("event_date", set(changes.event_dates)),
+        "session_dates": date_in("session_date", set(changes.session_dates)),
+    }
+    return {table: sliced.format(**dates) for table, sliced in _SLICES.items()}
+
+
+def bind(check: Check, bindings: dict[str, str]) -> str:
+    """The check's SQL with ``@this`` bound to its table, or to the slice of it in ``bindings``."""
+    return re.sub(r"@this\b", bindings.get(check.table, ident(check.table)), check.sql)
 
 
 def _run_check(
-    engine: Engine, check: Check, params: dict, missing_views: list[str], scoped: bool = False
+    engine: Engine, check: Check, params: dict, missing_views: list[str], bindings: dict[str, str]
 ) -> CheckResult:
     found = dict(
         name=check.name,
@@ -125,10 +136,11 @@ def _run_check(
         severity=check.severity,
         description=check.description,
     )
-    absent = [v for v in missing_views if re.search(rf"\b{v}\b", check.sql)]
+    sql = bind(check, {})
+    absent = [v for v in missing_views if re.search(rf"\b{v}\b", sql)]
     if absent:
         return CheckResult(**found, status=SKIPPED, message=f"no {', '.join(absent)} yet")
-    sql = check.changed_sql if scoped and check.changed_sql else check.sql
+    sql = bind(check, bindings)
     statement = f"""
 WITH offending AS MATERIALIZED ({sql.strip().rstrip(";")})
 SELECT
