@@ -19,7 +19,7 @@ UNIT, NULL = "\x1f", "\x1e"
 
 def canonical_type(raw: str | None, settings: Settings) -> str | None:
     spelling = (raw or "").strip().lower()
-    synonyms = {k.strip().lower(): v for k, v in settings.event_type_synonyms.items()}
+    synonyms = {k.strip().lower(): v for k, v in settings.synonyms.items()}
     if spelling in synonyms:
         return synonyms[spelling]
     return spelling if spelling in settings.event_types else None
@@ -112,17 +112,15 @@ def sessionize(events: list[dict], settings: Settings) -> None:
             previous = e
 
 
-def revenue(events: list[dict]) -> float:
-    return float(
-        sum((Decimal(repr(e["price"])) for e in events if e["event_type"] == "purchase"), Decimal(0))
-    )
+def revenue(events: list[dict], kind: str) -> float:
+    return float(sum((Decimal(repr(e["price"])) for e in events if e["event_type"] == kind), Decimal(0)))
 
 
 def count(events: list[dict], kind: str) -> int:
     return sum(1 for e in events if e["event_type"] == kind)
 
 
-def sessions(events: list[dict]) -> list[dict]:
+def sessions(events: list[dict], settings: Settings) -> list[dict]:
     grouped = defaultdict(list)
     for e in events:
         grouped[e["session_id"]].append(e)
@@ -140,12 +138,9 @@ def sessions(events: list[dict]) -> list[dict]:
                 "events_count": len(mine),
                 "unique_event_types": len({e["event_type"] for e in mine}),
                 "session_length_minutes": (end - start).total_seconds() / 60,
-                "views": count(mine, "view"),
-                "carts": count(mine, "cart"),
-                "removals": count(mine, "remove_from_cart"),
-                "purchases": count(mine, "purchase"),
-                "revenue": revenue(mine),
-                "converted": count(mine, "purchase") > 0,
+                **{f"{t}s": count(mine, t) for t in settings.event_types},
+                "revenue": revenue(mine, settings.revenue_type),
+                "converted": count(mine, settings.revenue_type) > 0,
             }
         )
     return rows
@@ -163,6 +158,7 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
     user_steps = step_times(events, "user_id", settings.funnel_steps)
     for s in session_rows:
         sessions_by_day[s["session_date"]].append(s)
+    orders = settings.revenue_type
     return {
         "events_by_minute": [
             {"minute": m, "events_count": len(es), **{t: count(es, t) for t in settings.event_types}}
@@ -175,11 +171,8 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
         "user_funnel": [
             {
                 "user_id": u,
-                "views": count(es, "view"),
-                "carts": count(es, "cart"),
-                "removals": count(es, "remove_from_cart"),
-                "purchases": count(es, "purchase"),
-                "revenue": revenue(es),
+                **{f"{t}s": count(es, t) for t in settings.event_types},
+                "revenue": revenue(es, settings.revenue_type),
                 "funnel_step_times": user_steps.get(u),
             }
             for u, es in by_user.items()
@@ -201,9 +194,9 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
                 "date": d,
                 "active_users": len({e["user_id"] for e in es}),
                 "events": len(es),
-                "purchases": count(es, "purchase"),
-                "revenue": revenue(es),
-                "average_order_value": revenue(es) / count(es, "purchase") if count(es, "purchase") else None,
+                f"{orders}s": count(es, orders),
+                "revenue": revenue(es, orders),
+                "average_order_value": revenue(es, orders) / count(es, orders) if count(es, orders) else None,
             }
             for d, es in by_day.items()
         ],

@@ -52,6 +52,7 @@ def test_killed_runs_then_rerun_land_every_record_once(landing, tmp_path):
         warehouse = tmp_path / f"trial-{trial}"
         process = subprocess.Popen(ingest_command(landing, warehouse), stderr=subprocess.DEVNULL)
         time.sleep(chance.uniform(0.2, full_run))
+        assert process.poll() is None, f"trial {trial}: the ingest had ended before the kill"
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
 

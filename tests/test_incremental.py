@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -112,7 +113,7 @@ def eventpipe(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_killed_runs_then_rerun_give_the_undisturbed_tables(tmp_path):
+def test_killed_runs_then_rerun_give_the_undisturbed_tables(tmp_path, capsys):
     """Each trial starts from a warehouse holding the first day and kills the run that adds the second."""
     from eventpipe.generate import generate_files
 
@@ -131,18 +132,40 @@ def test_killed_runs_then_rerun_give_the_undisturbed_tables(tmp_path):
     assert warehouse_rows(tmp_path / "undisturbed") == expected
 
     chance = random.Random(11)
+    before, after = table_versions(base), table_versions(tmp_path / "undisturbed")
+    landed = {"before any commit": 0, "between commits": 0, "after every commit": 0}
     for trial in range(20):
         warehouse = tmp_path / f"trial-{trial}"
         shutil.copytree(base, warehouse)
         process = subprocess.Popen(eventpipe(*command, "-w", str(warehouse)), stderr=subprocess.DEVNULL)
         time.sleep(chance.uniform(0.1, undisturbed))
+        assert process.poll() is None, f"trial {trial}: the run had ended before the kill"
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        left = table_versions(warehouse)
+        landed[
+            "before any commit"
+            if left == before
+            else "after every commit"
+            if left == after
+            else "between commits"
+        ] += 1
         # the rerun in this process: the same code as the command, without starting Python twenty times
         rerun = run(Settings.load(warehouse=warehouse), [str(landing)])
         assert not rerun.failed, f"trial {trial}: {[c.name for c in rerun.quality.failures]}"
         assert warehouse_rows(warehouse) == expected, f"trial {trial}"
         shutil.rmtree(warehouse)
+    with capsys.disabled():
+        print(f"\n20 killed runs: {landed}")
+    assert landed["between commits"] >= 5, landed  # the kills are not all before the first commit
+
+
+def table_versions(warehouse: Path) -> dict[str, int]:
+    """Each Delta table's version."""
+    return {
+        str(log.parent.relative_to(warehouse)): DeltaTable(str(log.parent)).version()
+        for log in warehouse.glob("*/*/_delta_log")
+    }
 
 
 @pytest.mark.slow

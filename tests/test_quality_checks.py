@@ -365,7 +365,9 @@ def test_checks_of_tables_not_built_yet_are_skipped(tmp_path):
 
 def test_a_check_bound_to_what_a_run_changed_looks_at_nothing_else(settings):
     first_day, last_day = DAYS[0].date(), DAYS[-1].date()
-    rewrite(settings, SILVER_EVENTS, lambda rows: [*rows, next(r for r in rows if r["event_date"] == first_day)])
+    rewrite(
+        settings, SILVER_EVENTS, lambda rows: [*rows, next(r for r in rows if r["event_date"] == first_day)]
+    )
     bronze = DeltaTable(str(settings.warehouse / "bronze/events")).version()
 
     def changed_on(day):

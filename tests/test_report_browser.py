@@ -62,6 +62,30 @@ def open_report(browser, path: Path):
     return page, seen
 
 
+# In a chart's SVG (matplotlib: axes as g#axes_N, each with its background as its first patch,
+# legends as g#legend_N): pairs of text boxes that overlap, and legends over a plotting area.
+OVERLAPS = """
+svg => {
+    const box = e => e.getBoundingClientRect();
+    const meets = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1
+        && b.top < a.bottom - 1;
+    const texts = [...svg.querySelectorAll("text")].filter(t => t.textContent.trim());
+    const found = [];
+    texts.forEach((a, i) => texts.slice(i + 1).forEach(b => {
+        if (meets(box(a), box(b))) found.push(`text "${a.textContent}" on "${b.textContent}"`);
+    }));
+    const areas = [...svg.querySelectorAll("g[id^=axes_] > g[id^=patch_]:first-of-type")].map(box);
+    for (const legend of svg.querySelectorAll("g[id^=legend_]"))
+        if (areas.some(area => meets(box(legend), area))) found.push("legend over the plot");
+    return found;
+}
+"""
+
+
+def overlaps(svg) -> list[str]:
+    return svg.evaluate(OVERLAPS)
+
+
 def test_the_sample_report_renders_every_chart_and_matches_queries(browser, tmp_path, sample_dir):
     warehouse = tmp_path / "wh"
     ran = run_cli("run", "-s", str(sample_dir / "events_raw.csv.gz"), "-w", str(warehouse), "-q", "--json")
@@ -96,6 +120,7 @@ def test_the_sample_report_renders_every_chart_and_matches_queries(browser, tmp_
         box = svg.bounding_box()
         assert box["width"] > 100 and box["height"] > 100, name
         assert svg.locator("path, rect, use").count() > 10, name  # drawn marks, not an empty frame
+        assert overlaps(svg) == [], name
 
     settings = Settings.load(warehouse=warehouse)
 
@@ -109,7 +134,7 @@ def test_the_sample_report_renders_every_chart_and_matches_queries(browser, tmp_
         "duplicates_removed": query("SELECT sum(duplicates) AS v FROM silver_events"),
         "sessions": query("SELECT count(*) AS v FROM sessions"),
         "users": query("SELECT count(DISTINCT user_id) AS v FROM silver_events"),
-        "purchases": query("SELECT count(*) AS v FROM silver_events WHERE event_type = 'purchase'"),
+        "orders": query("SELECT count(*) AS v FROM silver_events WHERE event_type = 'purchase'"),
     }
     for key, value in expected.items():
         shown = page.locator(f'[data-total="{key}"]').inner_text()

@@ -21,7 +21,7 @@ def check_against_reference(settings: Settings) -> dict:
     """Compare every silver and gold table with the reference; returns the reference tables."""
     bronze = read(settings, BRONZE_EVENTS).to_pylist()
     events, quarantined = reference.silver(bronze, settings, NOW)
-    sessions = reference.sessions(events)
+    sessions = reference.sessions(events, settings)
     gold = reference.gold(events, sessions, settings)
 
     assert_same_rows(read(settings, SILVER_EVENTS), events)

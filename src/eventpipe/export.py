@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from eventpipe.context import open_reader
-from eventpipe.fields import EVENT_FIELDS
+from eventpipe.fields import EVENT_FIELDS, count_column
 from eventpipe.settings import Settings
 from eventpipe.sql import ident
 from eventpipe.warehouse import (
@@ -48,8 +48,18 @@ EXPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "gold/events_by_minute.csv": (EVENTS_BY_MINUTE.view, ("minute", "events_count")),
     "gold/events_by_type.csv": (EVENTS_BY_TYPE.view, ("event_type", "events_count")),
-    "gold/user_funnel.csv": (USER_FUNNEL.view, ("user_id", "carts", "purchases", "views")),
+    # the old scripts' pivot: a count per funnel step, in alphabetical order (carts, purchases, views);
+    # filled in from the settings by ``exports``
+    "gold/user_funnel.csv": (USER_FUNNEL.view, ("user_id",)),
 }
+
+
+def exports(settings: Settings) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The files to write and their columns, for the funnel steps of ``settings``."""
+    steps = sorted(count_column(step) for step in settings.funnel_steps)
+    return {**EXPORTS, "gold/user_funnel.csv": (USER_FUNNEL.view, ("user_id", *steps))}
+
+
 _ORDER = {
     "silver/events_silver.csv": "event_time, event_id",
     "silver/sessions.csv": "session_start, session_id",
@@ -69,7 +79,7 @@ def export(settings: Settings, out: Path) -> ExportResult:
     written = {}
     with open_reader(settings) as (warehouse, engine):
         warehouse.expose(engine)
-        for name, (view, columns) in EXPORTS.items():
+        for name, (view, columns) in exports(settings).items():
             path = out / name
             path.parent.mkdir(parents=True, exist_ok=True)
             types = engine.table(f"SELECT * FROM {ident(view)} LIMIT 0").schema

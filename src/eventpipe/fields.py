@@ -91,3 +91,9 @@ RUNS_SCHEMA = pa.schema(
         ("table_versions", pa.string()),
     ]
 )
+
+
+def count_column(event_type: str) -> str:
+    """The column counting events of ``event_type`` in sessions and gold: its name plus "s"
+    (``view`` -> ``views``)."""
+    return f"{event_type}s"

@@ -26,6 +26,20 @@ DEFAULT_CONFIG_FILE = Path("eventpipe.toml")
 _YEAR_MINUTES = 366 * 24 * 60
 # Gold columns next to the per-type columns of events_by_minute: a type cannot be called so.
 _RESERVED_COLUMNS = frozenset({"minute", "events_count"})
+# A type's count column is its name plus "s"; these would collide with other columns.
+_RESERVED_TYPES = frozenset({"event", "session", "user", "revenue"})
+_DEFAULT_SYNONYMS = {
+    "product_view": "view",
+    "pageview": "view",
+    "page_view": "view",
+    "add_to_cart": "cart",
+    "add-cart": "cart",
+    "addtocart": "cart",
+    "remove": "remove_from_cart",
+    "remove-from-cart": "remove_from_cart",
+    "buy": "purchase",
+    "order": "purchase",
+}
 
 
 class UserCheck(BaseModel):
@@ -104,21 +118,14 @@ class Settings(BaseSettings):
     event_types: list[str] = Field(default_factory=lambda: ["view", "cart", "remove_from_cart", "purchase"])
     """The canonical event types; anything else is quarantined in silver."""
 
-    event_type_synonyms: dict[str, str] = Field(
-        default_factory=lambda: {
-            "product_view": "view",
-            "pageview": "view",
-            "page_view": "view",
-            "add_to_cart": "cart",
-            "add-cart": "cart",
-            "addtocart": "cart",
-            "remove": "remove_from_cart",
-            "remove-from-cart": "remove_from_cart",
-            "buy": "purchase",
-            "order": "purchase",
-        }
-    )
-    """Spelling (after trimming and lower-casing) -> canonical event type."""
+    event_type_synonyms: dict[str, str] | None = None
+    """Spelling (after trimming and lower-casing) -> canonical event type. Default: common
+    spellings of the default types (``add_to_cart`` -> ``cart``, ...), those whose type is one of
+    ``event_types``."""
+
+    revenue_event_type: str | None = None
+    """The event type whose price is revenue (revenue, orders, average order value, converted
+    sessions). Default: ``purchase`` if it is one of ``event_types``, else the last funnel step."""
 
     future_tolerance_hours: float = Field(default=24, ge=0, le=10 * 366 * 24)
     """Events further than this ahead of the run's clock are quarantined."""
@@ -170,8 +177,10 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{seen[name.lower()]!r} and {name!r} are the same type (types are matched in lower case)"
                 )
-            if name.lower() in _RESERVED_COLUMNS:
-                raise ValueError(f"{name!r} is the name of a gold column; call the type something else")
+            if name.lower() in _RESERVED_COLUMNS or name.lower() in _RESERVED_TYPES:
+                raise ValueError(
+                    f"{name!r} would name a column that gold has already; call the type something else"
+                )
             seen[name.lower()] = name
         return types
 
@@ -187,15 +196,30 @@ class Settings(BaseSettings):
     def _event_types_are_consistent(self) -> "Settings":
         canonical = set(self.event_types)
         stray = sorted(
-            {t for t in self.event_type_synonyms.values() if t not in canonical}
+            {t for t in (self.event_type_synonyms or {}).values() if t not in canonical}
             | {t for t in self.funnel_steps if t not in canonical}
+            | ({self.revenue_event_type} - canonical if self.revenue_event_type else set())
         )
         if stray:
             raise ValueError(
-                f"event type(s) {', '.join(stray)} used in event_type_synonyms or funnel_steps "
-                f"are not in event_types ({', '.join(self.event_types)})"
+                f"event type(s) {', '.join(stray)} used in event_type_synonyms, funnel_steps or "
+                f"revenue_event_type are not in event_types ({', '.join(self.event_types)})"
             )
         return self
+
+    @property
+    def synonyms(self) -> dict[str, str]:
+        """The synonyms in force: the setting, or the built-in spellings of the event types."""
+        if self.event_type_synonyms is not None:
+            return self.event_type_synonyms
+        return {k: v for k, v in _DEFAULT_SYNONYMS.items() if v in self.event_types}
+
+    @property
+    def revenue_type(self) -> str:
+        """The event type whose price is revenue (see ``revenue_event_type``)."""
+        if self.revenue_event_type:
+            return self.revenue_event_type
+        return "purchase" if "purchase" in self.event_types else self.funnel_steps[-1]
 
     @classmethod
     def settings_customise_sources(

@@ -41,3 +41,12 @@ def utc_minute_number(instant: str) -> str:
 def _floor_div(value: str, divisor: int) -> str:
     """Integer division rounding down, for times before 1970 too (``//`` rounds toward zero)."""
     return f"(({value}) - ((({value}) % {divisor}) + {divisor}) % {divisor}) // {divisor}"
+
+
+def revenue(event_type: str = "$revenue_type") -> str:
+    """SQL for the sum of the prices of ``event_type`` events (a parameter, by default).
+
+    Summed as decimals, then made a double: the total does not depend on the order rows are
+    added in. Prices are below 10^12 (bronze refuses larger ones), so DECIMAL(18, 6) holds them.
+    """
+    return f"CAST(sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = {event_type}) AS DOUBLE)"

@@ -81,7 +81,10 @@ def increment(
         engine.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {query}")
 
     minute_sql, minute_params = sql.events_by_minute(settings.event_types, "day_events")
-    users_sql, users_params = sql.user_funnel(settings.funnel_steps, "user_events")
+    users_sql, users_params = sql.user_funnel(
+        settings.funnel_steps, settings.event_types, settings.revenue_type, "user_events"
+    )
+    daily_sql, daily_params = sql.daily_metrics(settings.revenue_type, "day_events")
     statements = {
         EVENTS_BY_MINUTE: (
             f"SELECT * FROM events_by_minute WHERE NOT {date_in('CAST(minute AS DATE)', event_dates)} "
@@ -100,8 +103,8 @@ def increment(
         ),
         DAILY_METRICS: (
             f"SELECT * FROM daily_metrics WHERE NOT {date_in('date', event_dates)} "
-            f"UNION ALL SELECT * FROM ({sql.daily_metrics('day_events')})",
-            {},
+            f"UNION ALL SELECT * FROM ({daily_sql})",
+            daily_params,
         ),
     }
     written = {}

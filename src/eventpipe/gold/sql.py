@@ -6,10 +6,8 @@ minutes, days or users runs exactly the SQL a full build runs. Values go in as
 parameters, names through ``ident``.
 """
 
-from eventpipe.sql import ident, utc_date, utc_minute_number
-
-# Money is summed as decimals, so totals do not depend on the order of rows.
-_REVENUE = "CAST(sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = 'purchase') AS DOUBLE)"
+from eventpipe.fields import count_column
+from eventpipe.sql import ident, revenue, utc_date, utc_minute_number
 
 
 def events_by_minute(event_types: list[str], events: str = "silver_events") -> tuple[str, dict]:
@@ -40,18 +38,26 @@ GROUP BY 1
 """
 
 
-def user_funnel(steps: list[str], events: str = "silver_events") -> tuple[str, dict]:
-    """Per user: counts per type, revenue, and when the user entered each funnel step
+def user_funnel(
+    steps: list[str], event_types: list[str], revenue_type: str, events: str = "silver_events"
+) -> tuple[str, dict]:
+    """Per user: a count per event type, revenue, and when the user entered each funnel step
     (``funnel_step_times``, NULL if never the first)."""
-    counts = f"""
-        count(*) FILTER (WHERE event_type = 'view') AS views,
-        count(*) FILTER (WHERE event_type = 'cart') AS carts,
-        count(*) FILTER (WHERE event_type = 'remove_from_cart') AS removals,
-        count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
-        coalesce({_REVENUE}, 0) AS revenue"""
-    return step_times(
-        steps, "user_id", events, counts, "views, carts, removals, purchases, revenue", "funnel_step_times"
+    columns = [ident(count_column(t)) for t in event_types]
+    counts = "".join(
+        f"\n        count(*) FILTER (WHERE event_type = $user_type_{i}) AS {c},"
+        for i, c in enumerate(columns)
     )
+    statement, params = step_times(
+        steps,
+        "user_id",
+        events,
+        f"{counts}\n        coalesce({revenue()}, 0) AS revenue",
+        ", ".join([*columns, "revenue"]),
+        "funnel_step_times",
+    )
+    types = {f"user_type_{i}": t for i, t in enumerate(event_types)}
+    return statement, {**params, **types, "revenue_type": revenue_type}
 
 
 def sessions_daily(sessions: str = "sessions") -> str:
@@ -70,18 +76,22 @@ GROUP BY 1
 """
 
 
-def daily_metrics(events: str = "silver_events") -> str:
-    return f"""
+def daily_metrics(revenue_type: str, events: str = "silver_events") -> tuple[str, dict]:
+    """Per day: active users, events, orders (``revenue_type`` events, a column named after
+    them), revenue and the average order value."""
+    orders = "count(*) FILTER (WHERE event_type = $revenue_type)"
+    statement = f"""
 SELECT
     event_date AS date,
     count(DISTINCT user_id) AS active_users,
     count(*) AS events,
-    count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
-    coalesce({_REVENUE}, 0) AS revenue,
-    {_REVENUE} / nullif(count(*) FILTER (WHERE event_type = 'purchase'), 0) AS average_order_value
+    {orders} AS {ident(count_column(revenue_type))},
+    coalesce({revenue()}, 0) AS revenue,
+    {revenue()} / nullif({orders}, 0) AS average_order_value
 FROM {events}
 GROUP BY 1
 """
+    return statement, {"revenue_type": revenue_type}
 
 
 def step_times(

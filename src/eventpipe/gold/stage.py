@@ -25,6 +25,9 @@ from eventpipe.warehouse import (
     Warehouse,
 )
 
+# Raised when gold's tables change shape, so that a warehouse built before is built again.
+_LAYOUT = 2
+
 
 @dataclass(frozen=True)
 class GoldResult:
@@ -56,7 +59,11 @@ def build_gold(ctx: RunContext, force: bool = False) -> GoldResult:
         # silver's full build and the bronze version it is up to: what lets gold follow its increments
         "silver_build": silver.get("build"),
         "bronze": silver.get("inputs", {}).get("bronze"),
-        "rules": settings.model_dump(mode="json", include={"event_types", "funnel_steps"}),
+        "rules": {
+            **settings.model_dump(mode="json", include={"event_types", "funnel_steps"}),
+            "revenue_type": settings.revenue_type,
+            "layout": _LAYOUT,
+        },
     }
     records = [built_from(warehouse.table(t)) if warehouse.exists(t) else None for t in GOLD_TABLES]
     # a run killed between gold's commits leaves them apart: build in full
@@ -101,10 +108,10 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
     statements = {
         EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
         EVENTS_BY_TYPE: (sql.events_by_type(), {}),
-        USER_FUNNEL: sql.user_funnel(settings.funnel_steps),
+        USER_FUNNEL: sql.user_funnel(settings.funnel_steps, settings.event_types, settings.revenue_type),
         FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "silver_events"),
         SESSIONS_DAILY: (sql.sessions_daily(), {}),
-        DAILY_METRICS: (sql.daily_metrics(), {}),
+        DAILY_METRICS: sql.daily_metrics(settings.revenue_type),
     }
     for table, (statement, params) in statements.items():
         warehouse.replace(table, engine.stream(statement, params), commit=marked(inputs))

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from eventpipe.errors import ConfigError
-from eventpipe.settings import UserCheck
+from eventpipe.fields import count_column
+from eventpipe.settings import Settings
 from eventpipe.sql import ident
 from eventpipe.warehouse import TABLES
 
@@ -60,9 +61,6 @@ FROM @this
 GROUP BY 1
 HAVING count(*) > 1 OR {ident(key)} IS NULL
 """
-
-
-_USER_FUNNEL_COUNTS = ("views", "carts", "removals", "purchases", "revenue")
 
 
 def _keys_and_counts(keys: tuple[str, ...], counts: tuple[str, ...]) -> str:
@@ -239,7 +237,11 @@ FROM ordered
 WHERE previous_columns IS NOT NULL AND list_sort(columns) <> list_sort(previous_columns)
 """
 
-BUILT_IN_CHECKS: tuple[Check, ...] = (
+
+def built_in_checks(event_types: list[str], revenue_type: str) -> tuple[Check, ...]:
+    """The built-in checks, for the count columns that ``event_types`` give gold."""
+    type_counts = tuple(count_column(t) for t in event_types)
+    return (
     # bronze
     Check(
         "late_event_rate", "bronze_events", _LATE_EVENTS, "warn",
@@ -291,7 +293,7 @@ BUILT_IN_CHECKS: tuple[Check, ...] = (
           _sums_to_silver("events_by_type", "events_count"), "fail",
           "events_by_type sums to the silver row count"),
     Check("user_funnel_valid", "user_funnel",
-          _keys_and_counts(("user_id",), _USER_FUNNEL_COUNTS), "fail",
+          _keys_and_counts(("user_id",), (*type_counts, "revenue")), "fail",
           "one row per user_id, with counts and revenue that are not negative"),
     Check("user_funnel_covers_users", "silver_events", _USER_FUNNEL_USERS, "fail",
           "every user of silver has one row in user_funnel", layer="gold"),
@@ -303,14 +305,19 @@ BUILT_IN_CHECKS: tuple[Check, ...] = (
           _keys_and_counts(("date",), ("sessions", "users")), "fail",
           "one row per day, with counts that are not negative"),
     Check("daily_metrics_valid", "daily_metrics",
-          _keys_and_counts(("date",), ("active_users", "events", "purchases", "revenue")),
+          _keys_and_counts(("date",), ("active_users", "events", count_column(revenue_type), "revenue")),
           "fail", "one row per day, with counts and revenue that are not negative"),
 )  # fmt: skip
 
 
-def all_checks(user_checks: list[UserCheck]) -> list[Check]:
+#: The built-in checks of the default event types.
+BUILT_IN_CHECKS = built_in_checks(["view", "cart", "remove_from_cart", "purchase"], "purchase")
+
+
+def all_checks(settings: Settings) -> list[Check]:
     """The built-in checks followed by the user's; names must be unique."""
-    checks = list(BUILT_IN_CHECKS)
+    checks = list(built_in_checks(settings.event_types, settings.revenue_type))
+    user_checks = settings.quality.checks
     names = {c.name for c in checks}
     for user in user_checks:
         if user.name in names:

@@ -72,7 +72,7 @@ def run_checks(ctx: RunContext, layers: tuple[str, ...] = LAYERS, figures: bool 
     once: a retried step appends nothing again.
     """
     settings, warehouse, engine, now = ctx.settings, ctx.warehouse, ctx.engine, ctx.now
-    checks = [c for c in all_checks(settings.quality.checks) if c.runs_after in layers]
+    checks = [c for c in all_checks(settings) if c.runs_after in layers]
     missing = [t.view for t in TABLES if not warehouse.exists(t)]
     params = {"now": now, **settings.quality.model_dump(exclude={"checks"})}
     warehouse.expose(engine)

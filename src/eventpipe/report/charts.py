@@ -9,6 +9,7 @@ import io
 from collections.abc import Sequence
 
 from matplotlib import rc_context
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -53,8 +54,18 @@ def events_over_time(rows: list[dict], event_types: Sequence[str], unit: str) ->
         axes.set_yscale("symlog", linthresh=1)
         axes.yaxis.set_major_formatter(_THOUSANDS)
         axes.set_ylabel(f"events per {unit} (log scale)")
-        axes.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=len(event_types), frameon=False)
+        _date_ticks(axes)
+        # above the plot, never on the lines
+        figure.legend(loc="outside upper left", ncols=max(1, len(event_types)), frameon=False)
     return _svg(figure, "events_over_time")
+
+
+def _date_ticks(axes) -> None:
+    """Few enough date ticks for their labels to fit side by side, written briefly
+    (the month and year once, where they change)."""
+    locator = AutoDateLocator(minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
 def funnel(rows: list[dict]) -> str:
@@ -99,7 +110,7 @@ def daily(rows: list[dict], bar: str, lines: Sequence[str], name: str, ylabel: s
     with rc_context(_STYLE):
         axes = figure.subplots()
         dates = [r["date"] for r in rows]
-        axes.bar(dates, [r[bar] or 0 for r in rows], color=_COLORS[0], alpha=0.6, label=bar)
+        axes.bar(dates, [r[bar] or 0 for r in rows], color=_COLORS[0], alpha=0.6, label=bar.replace("_", " "))
         axes.set_ylabel(bar.replace("_", " "))
         axes.yaxis.set_major_formatter(_THOUSANDS)
         other = axes.twinx()
@@ -109,7 +120,8 @@ def daily(rows: list[dict], bar: str, lines: Sequence[str], name: str, ylabel: s
         other.set_ylabel(ylabel)
         other.yaxis.set_major_formatter(_THOUSANDS)
         other.grid(False)
+        _date_ticks(axes)
         handles = axes.get_legend_handles_labels()[0] + other.get_legend_handles_labels()[0]
-        other.legend(handles=handles, loc="upper left", frameon=False, ncols=1 + len(lines))
-        figure.autofmt_xdate()
+        # above the plot, never on the bars and lines
+        figure.legend(handles=handles, loc="outside upper left", frameon=False, ncols=1 + len(lines))
     return _svg(figure, name)

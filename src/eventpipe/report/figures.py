@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eventpipe.engine import Engine
+from eventpipe.fields import count_column
+from eventpipe.settings import Settings
 from eventpipe.sql import ident
 from eventpipe.warehouse import QUALITY_RESULTS, QUARANTINE, Warehouse
 
@@ -14,6 +16,7 @@ QUARANTINE_SAMPLE_ROWS = 60
 #: More points than this in events over time, and minutes are summed into hours (then days).
 MAX_TIME_POINTS = 1500
 
+# {orders}: the count column of the revenue type (purchases, by default)
 TOTALS = """
 SELECT
     (SELECT count(*) FROM bronze_events) AS bronze_rows,
@@ -22,7 +25,7 @@ SELECT
     (SELECT coalesce(sum(duplicates), 0)::BIGINT FROM silver_events) AS duplicates_removed,
     (SELECT count(*) FROM sessions) AS sessions,
     (SELECT count(*) FROM user_funnel) AS users,
-    (SELECT coalesce(sum(purchases), 0)::BIGINT FROM user_funnel) AS purchases,
+    (SELECT coalesce(sum({orders}), 0)::BIGINT FROM user_funnel) AS orders,
     (SELECT coalesce(sum(revenue), 0) FROM daily_metrics) AS revenue
 """
 
@@ -43,11 +46,12 @@ SELECT bin, count(*) AS sessions FROM binned GROUP BY 1 ORDER BY 1
 """
 SESSION_LENGTH_BINS = ["one event", "< 1 min", "1-5 min", "5-15 min", "15-30 min", "30-60 min", "> 60 min"]
 
-# Views and purchases per value of a column, for the top lists (NULL is not a brand).
+# Events of the first funnel step and of the revenue type per value of a column, for the top
+# lists (NULL is not a brand); {first} and {orders} are their count columns.
 BY_VALUE = """
 SELECT {column} AS name,
-    count(*) FILTER (WHERE event_type = 'view') AS views,
-    count(*) FILTER (WHERE event_type = 'purchase') AS purchases
+    count(*) FILTER (WHERE event_type = $first_step) AS {first},
+    count(*) FILTER (WHERE event_type = $revenue_type) AS {orders}
 FROM silver_events
 WHERE {column} IS NOT NULL
 GROUP BY 1
@@ -84,6 +88,8 @@ class ReportData:
     totals: dict
     run: dict | None
     event_types: list[str]
+    measures: list[str]  # the top lists' counts: of the first funnel step, of the revenue type
+    orders: str  # the count column of the revenue type
     time_unit: str
     events_over_time: list[dict]
     funnel: list[dict]
@@ -97,14 +103,19 @@ class ReportData:
     checks_run_id: str | None = None
 
 
-def collect(engine: Engine, warehouse: Warehouse, event_types: list[str]) -> ReportData:
+def collect(engine: Engine, warehouse: Warehouse, settings: Settings) -> ReportData:
     """Read the report's figures; silver and gold must exist (``Warehouse.require``)."""
+    event_types = settings.event_types
+    first, orders = count_column(settings.funnel_steps[0]), count_column(settings.revenue_type)
+    measures = list(dict.fromkeys([first, orders]))
+    roles = {"first_step": settings.funnel_steps[0], "revenue_type": settings.revenue_type}
     time_unit, over_time = _events_over_time(engine, event_types)
     by_length = {r["bin"]: r["sessions"] for r in engine.table(SESSION_LENGTHS).to_pylist()}
     top = {}
     for column in ("brand", "category_code"):
-        groups = engine.table(BY_VALUE.format(column=ident(column))).to_pylist()
-        for measure in ("views", "purchases"):
+        counts = BY_VALUE.format(column=ident(column), first=ident(first), orders=ident(orders))
+        groups = engine.table(counts, roles).to_pylist()
+        for measure in measures:
             ranked = sorted(groups, key=lambda g, m=measure: (-g[m], g["name"]))
             top[f"{column}_by_{measure}"] = [g for g in ranked[:TOP_N] if g[measure] > 0]
     has_quarantine = warehouse.exists(QUARANTINE)
@@ -113,9 +124,11 @@ def collect(engine: Engine, warehouse: Warehouse, event_types: list[str]) -> Rep
         checks = engine.table(LATEST_CHECKS).to_pylist()
         checks_run = engine.scalar("SELECT max(run_id) FROM quality_results")
     return ReportData(
-        totals=engine.table(TOTALS).to_pylist()[0],
+        totals=engine.table(TOTALS.format(orders=ident(orders))).to_pylist()[0],
         run=latest_run(warehouse),
         event_types=event_types,
+        measures=measures,
+        orders=orders,
         time_unit=time_unit,
         events_over_time=over_time,
         funnel=engine.table("SELECT * FROM funnel ORDER BY level, step_number").to_pylist(),

@@ -30,7 +30,7 @@ def write_html_report(
     warehouse.require(GOLD_NEEDED, built_by="run")
     with engine.translated_errors():
         warehouse.expose(engine)
-        data = figures.collect(engine, warehouse, settings.event_types)
+        data = figures.collect(engine, warehouse, settings)
     html = render(data, warehouse.root)
     out = out or warehouse.reports() / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def render(data: figures.ReportData, warehouse: Path) -> str:
     )
     environment.filters["number"] = _number
     # control characters are not allowed in XML (the inline SVG) and mean nothing on a page
-    environment.finalize = lambda value: printable(value) if isinstance(value, str) else value
+    environment.finalize = _printable_value
     top = data.top
     svg = {
         "events_over_time": charts.events_over_time(data.events_over_time, data.event_types, data.time_unit),
@@ -73,7 +73,7 @@ def render(data: figures.ReportData, warehouse: Path) -> str:
             data.daily_metrics, "active_users", ("revenue",), "daily_users_revenue", "revenue", False
         ),
         "daily_order_value": charts.daily(
-            data.daily_metrics, "purchases", ("average_order_value",), "daily_order_value", "AOV", False
+            data.daily_metrics, data.orders, ("average_order_value",), "daily_order_value", "AOV", False
         ),
     }
     for key, rows in top.items():
@@ -94,6 +94,16 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def printable(text: str) -> str:
     """``text`` with each control character written as a visible ``\\xNN`` escape."""
     return _CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", text)
+
+
+def _printable_value(value: object) -> object:
+    """A value as it goes into the page: text without control characters, still marked safe
+    (the charts' SVG) when it was."""
+    from markupsafe import Markup  # with the template engine, only for the report
+
+    if isinstance(value, Markup):
+        return Markup(printable(str(value)))
+    return printable(value) if isinstance(value, str) else value
 
 
 def _number(value: object, digits: int = 0) -> str:

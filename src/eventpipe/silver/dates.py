@@ -56,7 +56,7 @@ def rebuild_dates(
             "CREATE OR REPLACE TEMP TABLE chains AS "
             "SELECT user_id, event_time AS chain_start, event_time AS chain_end FROM silver_events LIMIT 0"
         )
-    sessions_sql, sessions_params = sql.sessions(params["event_types"])
+    sessions_sql, sessions_params = sql.sessions(params["event_types"], params["revenue_type"])
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sessions_sql}", sessions_params)
     start, end = min(start, first), max(end, last)
     for table, partition, moment, new_rows in (

@@ -80,7 +80,7 @@ def increment(
     engine.execute(
         f"CREATE OR REPLACE TEMP TABLE new_events AS {sql.events(max_session_length=False)}", params
     )
-    sessions_sql, sessions_params = sql.sessions(settings.event_types)
+    sessions_sql, sessions_params = sql.sessions(settings.event_types, settings.revenue_type)
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sessions_sql}", sessions_params)
     untouched = "session_id NOT IN (SELECT session_id FROM touched)"
     rewrite_partitions(

@@ -11,7 +11,8 @@ session's maximum length, when there is one).
 import pyarrow as pa
 
 from eventpipe.engine import Engine
-from eventpipe.sql import utc_date
+from eventpipe.fields import count_column
+from eventpipe.sql import ident, revenue, utc_date
 
 # Every bronze row, with its canonical type and the first rule it breaks (if any).
 # The spellings are a constant map rather than a joined table: a join let the
@@ -153,15 +154,16 @@ def expose_source_files(engine: Engine, relation: str) -> dict:
     return {"source_files": names}
 
 
-def sessions(event_types: list[str], events: str = "new_events") -> tuple[str, dict]:
-    """One row per session of the silver events ``events``, whose types are among ``event_types``.
+def sessions(event_types: list[str], revenue_type: str, events: str = "new_events") -> tuple[str, dict]:
+    """One row per session of the silver events ``events``, whose types are among ``event_types``:
+    a count per type, and the revenue (the prices of ``revenue_type`` events).
 
-    Money is summed as decimals, so the total does not depend on the order rows are added in.
     The distinct types are counted as the types present: far cheaper than ``count(DISTINCT)``.
     """
-    present = " + ".join(
-        f"(count(*) FILTER (WHERE event_type = $session_type_{i}) > 0)::INTEGER"
-        for i in range(len(event_types))
+    counts = [f"count(*) FILTER (WHERE event_type = $session_type_{i})" for i in range(len(event_types))]
+    present = " + ".join(f"({c} > 0)::INTEGER" for c in counts)
+    per_type = "".join(
+        f"\n    {c} AS {ident(count_column(t))}," for c, t in zip(counts, event_types, strict=True)
     )
     statement = f"""
 SELECT
@@ -172,15 +174,11 @@ SELECT
     {utc_date("min(event_time)")} AS session_date,
     count(*) AS events_count,
     ({present or "0"})::BIGINT AS unique_event_types,
-    (epoch_us(max(event_time)) - epoch_us(min(event_time))) / 60e6 AS session_length_minutes,
-    count(*) FILTER (WHERE event_type = 'view') AS views,
-    count(*) FILTER (WHERE event_type = 'cart') AS carts,
-    count(*) FILTER (WHERE event_type = 'remove_from_cart') AS removals,
-    count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
-    coalesce(CAST(sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = 'purchase') AS DOUBLE), 0)
-        AS revenue,
-    count(*) FILTER (WHERE event_type = 'purchase') > 0 AS converted
+    (epoch_us(max(event_time)) - epoch_us(min(event_time))) / 60e6 AS session_length_minutes,{per_type}
+    coalesce({revenue()}, 0) AS revenue,
+    count(*) FILTER (WHERE event_type = $revenue_type) > 0 AS converted
 FROM {events}
 GROUP BY session_id, user_id
 """
-    return statement, {f"session_type_{i}": t for i, t in enumerate(event_types)}
+    parameters = {f"session_type_{i}": t for i, t in enumerate(event_types)}
+    return statement, {**parameters, "revenue_type": revenue_type}

@@ -40,7 +40,7 @@ class SilverResult:
 def event_types(settings: Settings) -> dict[str, str]:
     """Spelling -> canonical type: each canonical type spells itself, plus the synonyms."""
     spellings = {t.lower(): t for t in settings.event_types}
-    spellings.update({k.strip().lower(): v for k, v in settings.event_type_synonyms.items()})
+    spellings.update({k.strip().lower(): v for k, v in settings.synonyms.items()})
     return spellings
 
 
@@ -48,6 +48,7 @@ def silver_parameters(settings: Settings, now: datetime) -> dict:
     spellings = event_types(settings)
     return {
         "event_types": settings.event_types,
+        "revenue_type": settings.revenue_type,
         "spellings": list(spellings),
         "canonical_types": list(spellings.values()),
         "now": now,
@@ -113,7 +114,9 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
     # both commits record what silver was built from; sessions, the last, completes it
     events = warehouse.replace(SILVER_EVENTS, engine.stream(events_sql, params), commit=marked(record))
     warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
-    sessions_sql, sessions_params = sql.sessions(settings.event_types, SILVER_EVENTS.view)
+    sessions_sql, sessions_params = sql.sessions(
+        settings.event_types, settings.revenue_type, SILVER_EVENTS.view
+    )
     sessions = warehouse.replace(
         SESSIONS, engine.stream(sessions_sql, sessions_params), commit=marked(record)
     )
@@ -171,18 +174,26 @@ def rebuild_silver_dates(ctx: RunContext, first: date | None, last: date | None)
     return _as_built(warehouse, engine, began, unchanged=False, incremental=True)
 
 
+# Raised when silver's tables change shape, so that a warehouse built before is built again.
+_LAYOUT = 2
+
+
 def _rules(settings: Settings) -> dict:
-    """The settings silver's result depends on."""
-    return settings.model_dump(
-        mode="json",
-        include={
-            "event_types",
-            "event_type_synonyms",
-            "future_tolerance_hours",
-            "session_timeout_minutes",
-            "max_session_minutes",
-        },
-    )
+    """The settings silver's result depends on, as in force."""
+    return {
+        **settings.model_dump(
+            mode="json",
+            include={
+                "event_types",
+                "future_tolerance_hours",
+                "session_timeout_minutes",
+                "max_session_minutes",
+            },
+        ),
+        "event_type_synonyms": settings.synonyms,
+        "revenue_type": settings.revenue_type,
+        "layout": _LAYOUT,
+    }
 
 
 def _quarantined_by_reason(engine: Engine) -> dict[str, int]:
