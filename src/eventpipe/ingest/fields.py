@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from eventpipe.ingest.lines import Chunk, count_lines
+from eventpipe.ingest.lines import Chunk, count_lines, first_line_end
 
 _PARSE = pacsv.ParseOptions(
     quote_char=False, double_quote=False, newlines_in_values=False, ignore_empty_lines=True
@@ -26,9 +26,8 @@ def split_fields(chunk: Chunk, width: int, max_record_bytes: int) -> pa.Table | 
     data, first_line = chunk.data, chunk.first_line
     if not _plain(data):
         return None
-    if first_line == 1:  # the header, a line of its own
-        end = data.find(b"\n")
-        data, first_line = (data[end + 1 :] if end >= 0 else b""), 2
+    if first_line == 1:  # the header, a line of its own (ended by LF, CRLF or a lone CR)
+        data, first_line = _after_first_line(data), 2
     if not data:
         return None
     names = [f"f{i}" for i in range(1, width + 1)]
@@ -47,6 +46,13 @@ def split_fields(chunk: Chunk, width: int, max_record_bytes: int) -> pa.Table | 
         return None
     numbers = pa.array(np.arange(first_line, first_line + fields.num_rows, dtype=np.int64))
     return fields.add_column(0, "_source_line", numbers)
+
+
+def _after_first_line(data: bytes) -> bytes:
+    end = first_line_end(data)
+    if end is None:
+        return b""
+    return data[end + (2 if data[end : end + 2] == b"\r\n" else 1) :]
 
 
 def _plain(data: bytes) -> bool:

@@ -69,8 +69,8 @@ def _column_names(source: SourceFile) -> list[str]:
                 header = next(csv.reader([handle.readline().rstrip("\r\n")]), [])
                 return [name.strip().lstrip("\ufeff") for name in header]
             return _json_keys(handle)
-    except (OSError, EOFError, ValueError, pa.ArrowException) as error:
-        raise SourceError(f"cannot read the file's columns: {error}") from None
+    except (ValueError, pa.ArrowException) as error:  # I/O errors go up, to be told as such
+        raise SourceError(f"cannot read the file's columns ({error}); write the file again") from None
 
 
 def _json_keys(handle) -> list[str]:

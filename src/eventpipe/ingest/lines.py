@@ -137,7 +137,7 @@ def _last_line_end(data: bytes) -> int:
 def _skip_line(text: BinaryIO, data: bytes, chunk_bytes: int) -> tuple[int, bytes]:
     """Read past the rest of an over-long line: (its length, what follows its terminator)."""
     length = 0
-    while (end := _first_line_end(data)) is None:
+    while (end := first_line_end(data)) is None:
         length += len(data)
         data = text.read(chunk_bytes)
         if not data:
@@ -150,7 +150,8 @@ def _skip_line(text: BinaryIO, data: bytes, chunk_bytes: int) -> tuple[int, byte
     return length, rest
 
 
-def _first_line_end(data: bytes) -> int | None:
+def first_line_end(data: bytes) -> int | None:
+    """Where the first line of ``data`` ends (its terminator's first byte), if it does."""
     ends = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
     return min(ends) if ends else None
 
