@@ -116,6 +116,10 @@ def revenue(events: list[dict], kind: str) -> float:
     return float(sum((Decimal(repr(e["price"])) for e in events if e["event_type"] == kind), Decimal(0)))
 
 
+def first(events: list[dict], kind: str) -> datetime | None:
+    return min((e["event_time"] for e in events if e["event_type"] == kind), default=None)
+
+
 def count(events: list[dict], kind: str) -> int:
     return sum(1 for e in events if e["event_type"] == kind)
 
@@ -139,6 +143,7 @@ def sessions(events: list[dict], settings: Settings) -> list[dict]:
                 "unique_event_types": len({e["event_type"] for e in mine}),
                 "session_length_minutes": (end - start).total_seconds() / 60,
                 **{f"{t}s": count(mine, t) for t in settings.event_types},
+                **{f"first_{t}_at": first(mine, t) for t in settings.event_types},
                 "revenue": revenue(mine, settings.revenue_type),
                 "converted": count(mine, settings.revenue_type) > 0,
             }

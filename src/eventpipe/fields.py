@@ -97,3 +97,8 @@ def count_column(event_type: str) -> str:
     """The column counting events of ``event_type`` in sessions and gold: its name plus "s"
     (``view`` -> ``views``)."""
     return f"{event_type}s"
+
+
+def first_column(event_type: str) -> str:
+    """The column of a session's first ``event_type`` event (``view`` -> ``first_view_at``)."""
+    return f"first_{event_type}_at"

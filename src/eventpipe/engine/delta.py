@@ -9,6 +9,7 @@ wait in memory, and one Delta transaction then adds every file, with the
 caller's commit properties.
 """
 
+import itertools
 import json
 import queue
 import threading
@@ -223,6 +224,10 @@ def _by_partition(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[tuple,
     codes = _partition_codes(rows, columns)
     if not np.any(codes[1:] != codes[:-1]):  # one partition: no copy
         return [(_key(rows, columns, 0), rows)]
+    changes = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    if len(changes) + 1 == len(np.unique(codes)):  # each partition in one stretch: slices, no copy
+        bounds = [0, *changes.tolist(), len(codes)]
+        return [(_key(rows, columns, lo), rows.slice(lo, hi - lo)) for lo, hi in itertools.pairwise(bounds)]
     order = np.argsort(codes, kind="stable")
     starts = np.flatnonzero(np.concatenate([[True], codes[order][1:] != codes[order][:-1]]))
     ends = np.append(starts[1:], len(codes))

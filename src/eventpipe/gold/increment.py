@@ -73,6 +73,7 @@ def increment(
         "day_events": f"SELECT * FROM silver_events WHERE {in_days}",
         "day_sessions": f"SELECT * FROM sessions WHERE {in_session_days}",
         "old_user_events": f"SELECT * FROM old_silver_events WHERE {_CHANGED_USERS}",
+        "user_sessions": f"SELECT * FROM sessions WHERE {_CHANGED_USERS}",
         # a session's events are on or after its date: its partition and later ones
         "session_events": f"SELECT * FROM silver_events WHERE {_from_first('event_date', session_dates)} "
         "AND session_id IN (SELECT session_id FROM day_sessions)",
@@ -82,7 +83,7 @@ def increment(
 
     minute_sql, minute_params = sql.events_by_minute(settings.event_types, "day_events")
     users_sql, users_params = sql.user_funnel(
-        settings.funnel_steps, settings.event_types, settings.revenue_type, "user_events"
+        settings.funnel_steps, settings.event_types, settings.revenue_type, "user_sessions", "user_events"
     )
     daily_sql, daily_params = sql.daily_metrics(settings.revenue_type, "day_events")
     statements = {
@@ -111,7 +112,7 @@ def increment(
     for table, (statement, params) in statements.items():
         written[table] = warehouse.replace(table, engine.stream(statement, params), commit=marked(record))
     if session_dates:
-        statement, params = sql.session_step_times(settings.funnel_steps, "session_events")
+        statement, params = sql.session_step_times(settings.funnel_steps, "day_sessions", "session_events")
         written[FUNNEL_SESSIONS] = warehouse.replace(
             FUNNEL_SESSIONS,
             engine.stream(statement, params),
@@ -120,7 +121,7 @@ def increment(
         )
     else:  # no session changed: a commit that only records the build
         written[FUNNEL_SESSIONS] = warehouse.append(FUNNEL_SESSIONS, pa.table({}), commit=marked(record))
-    for name in ("day_events", "day_sessions", "old_user_events", "session_events"):
+    for name in ("day_events", "day_sessions", "old_user_events", "user_sessions", "session_events"):
         engine.execute(f"DROP VIEW {name}")
     engine.execute("DROP TABLE user_events")
     engine.execute("DROP TABLE changed_users")

@@ -6,8 +6,8 @@ minutes, days or users runs exactly the SQL a full build runs. Values go in as
 parameters, names through ``ident``.
 """
 
-from eventpipe.fields import count_column
-from eventpipe.sql import ident, revenue, utc_date, utc_minute_number
+from eventpipe.fields import count_column, first_column
+from eventpipe.sql import ident, revenue, utc_minute_number
 
 
 def events_by_minute(event_types: list[str], events: str = "silver_events") -> tuple[str, dict]:
@@ -39,25 +39,34 @@ GROUP BY 1
 
 
 def user_funnel(
-    steps: list[str], event_types: list[str], revenue_type: str, events: str = "silver_events"
+    steps: list[str],
+    event_types: list[str],
+    revenue_type: str,
+    sessions: str = "sessions",
+    events: str = "silver_events",
 ) -> tuple[str, dict]:
     """Per user: a count per event type, revenue, and when the user entered each funnel step
-    (``funnel_step_times``, NULL if never the first)."""
+    (``funnel_step_times``, NULL if never the first).
+
+    Counts and the first step come from the user's sessions (one row per visit, not per
+    event); revenue and the later steps from the few events of their types.
+    """
     columns = [ident(count_column(t)) for t in event_types]
-    counts = "".join(
-        f"\n        count(*) FILTER (WHERE event_type = $user_type_{i}) AS {c},"
-        for i, c in enumerate(columns)
-    )
-    statement, params = step_times(
-        steps,
-        "user_id",
-        events,
-        f"{counts}\n        coalesce({revenue()}, 0) AS revenue",
-        ", ".join([*columns, "revenue"]),
-        "funnel_step_times",
-    )
-    types = {f"user_type_{i}": t for i, t in enumerate(event_types)}
-    return statement, {**params, **types, "revenue_type": revenue_type}
+    sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in columns)
+    first_step = f"min({ident(first_column(steps[0]))})"
+    statement = f"""
+WITH step_1 AS (
+    SELECT user_id AS entity, {sums}, {first_step} AS at FROM {sessions} GROUP BY 1
+), revenue AS (
+    SELECT user_id AS entity, {revenue()} AS revenue
+    FROM {events} WHERE event_type = $revenue_type GROUP BY 1
+){_later_steps(steps, "user_id", events)}
+SELECT entity AS user_id, {", ".join(f"step_1.{c}" for c in columns)},
+    coalesce(revenue.revenue, 0) AS revenue,
+    {_entered(steps)} AS funnel_step_times
+FROM step_1 LEFT JOIN revenue USING (entity) {_joins(steps)}
+"""
+    return statement, {**_step_parameters(steps), "revenue_type": revenue_type}
 
 
 def sessions_daily(sessions: str = "sessions") -> str:
@@ -94,58 +103,47 @@ GROUP BY 1
     return statement, {"revenue_type": revenue_type}
 
 
-def step_times(
-    steps: list[str],
-    entity: str,
-    events: str = "silver_events",
-    aggregates: str = "",
-    columns: str = "",
-    times_column: str = "step_times",
-    entered_only: bool = False,
-) -> tuple[str, dict]:
-    """When each ``entity`` (``session_id`` or ``user_id``) entered each step of the ordered funnel.
-
-    One row per entity of ``events``: ``times_column[k]`` is its earliest step-k event
-    at or after it entered step k-1 (NULL if it never did); it enters step 1 at
-    its first step-1 event; the whole list is NULL if it never did (with
-    ``entered_only``, such entities are left out). ``aggregates`` are further
-    aggregates over the entity's events, computed in the same pass as step 1,
-    and ``columns`` the names they are given in the result.
-    """
-    key = ident(entity)
-    extra = f",{aggregates}" if aggregates else ""
-    first = "min(event_time) FILTER (WHERE event_type = $step_1)"
-    reached = [f"step_1 AS (SELECT {key} AS entity, {first} AS at{extra} FROM {events} GROUP BY 1)"]
-    for k in range(2, len(steps) + 1):
-        reached.append(
-            f"step_{k} AS (SELECT e.{key} AS entity, min(e.event_time) AS at "
-            f"FROM {events} AS e JOIN step_{k - 1} AS p ON e.{key} = p.entity AND e.event_time >= p.at "
-            f"WHERE e.event_type = $step_{k} GROUP BY 1)"
-        )
-    times = ", ".join(f"step_{k}.at" for k in range(1, len(steps) + 1))
-    joins = " ".join(f"LEFT JOIN step_{k} USING (entity)" for k in range(2, len(steps) + 1))
-    ctes = ",\n".join(reached)
-    selected = f"{columns}, " if columns else ""
-    statement = f"""
-WITH {ctes}
-SELECT entity AS {key}, {selected}CASE WHEN step_1.at IS NOT NULL THEN [{times}] END AS {times_column}
-FROM step_1 {joins}
-{"WHERE step_1.at IS NOT NULL" if entered_only else ""}
-"""
-    return statement, {f"step_{k}": s for k, s in enumerate(steps, start=1)}
-
-
-def session_step_times(steps: list[str], events: str) -> tuple[str, dict]:
-    """``step_times`` of the sessions of ``events`` (all events of each) that entered the first
-    step, with the session's date, which the table is partitioned by."""
-    return step_times(
-        steps,
-        "session_id",
-        events,
-        f"\n        {utc_date('min(event_time)')} AS session_date",
-        "session_date",
-        entered_only=True,
+def _later_steps(steps: list[str], key: str, events: str) -> str:
+    """CTEs ``step_2`` ... : when each entity of ``step_1`` (``entity``, ``at``) entered each later
+    step of the ordered funnel: its earliest step-k event at or after it entered step k-1."""
+    return "".join(
+        f""", step_{k} AS (
+    SELECT e.{ident(key)} AS entity, min(e.event_time) AS at
+    FROM {events} AS e JOIN step_{k - 1} AS p ON e.{ident(key)} = p.entity AND e.event_time >= p.at
+    WHERE e.event_type = $step_{k}
+    GROUP BY 1
+)"""
+        for k in range(2, len(steps) + 1)
     )
+
+
+def _entered(steps: list[str]) -> str:
+    """The list of step times (NULL when the entity never entered the first)."""
+    times = ", ".join(f"step_{k}.at" for k in range(1, len(steps) + 1))
+    return f"CASE WHEN step_1.at IS NOT NULL THEN [{times}] END"
+
+
+def _joins(steps: list[str]) -> str:
+    return " ".join(f"LEFT JOIN step_{k} USING (entity)" for k in range(2, len(steps) + 1))
+
+
+def _step_parameters(steps: list[str]) -> dict:
+    return {f"step_{k}": s for k, s in enumerate(steps, start=1)}
+
+
+def session_step_times(steps: list[str], sessions: str, events: str) -> tuple[str, dict]:
+    """When each session of ``sessions`` that entered the first funnel step entered each step,
+    with the session's date, which the table is partitioned by. ``events`` holds (at least)
+    the sessions' events."""
+    statement = f"""
+WITH step_1 AS (
+    SELECT session_id AS entity, session_date, {ident(first_column(steps[0]))} AS at
+    FROM {sessions} WHERE {ident(first_column(steps[0]))} IS NOT NULL
+){_later_steps(steps, "session_id", events)}
+SELECT entity AS session_id, session_date, {_entered(steps)} AS step_times
+FROM step_1 {_joins(steps)}
+"""
+    return statement, _step_parameters(steps)
 
 
 def funnel(steps: list[str]) -> tuple[str, dict]:
@@ -184,4 +182,4 @@ SELECT
 FROM steps
 ORDER BY level, step_number
 """
-    return statement, {f"step_{k}": s for k, s in enumerate(steps, start=1)}
+    return statement, _step_parameters(steps)

@@ -26,7 +26,7 @@ from eventpipe.warehouse import (
 )
 
 # Raised when gold's tables change shape, so that a warehouse built before is built again.
-_LAYOUT = 2
+_LAYOUT = 3
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
         EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
         EVENTS_BY_TYPE: (sql.events_by_type(), {}),
         USER_FUNNEL: sql.user_funnel(settings.funnel_steps, settings.event_types, settings.revenue_type),
-        FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "silver_events"),
+        FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "sessions", "silver_events"),
         SESSIONS_DAILY: (sql.sessions_daily(), {}),
         DAILY_METRICS: sql.daily_metrics(settings.revenue_type),
     }

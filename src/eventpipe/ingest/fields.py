@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from eventpipe.ingest.lines import Chunk, count_lines, first_line_end
+from eventpipe.ingest.lines import Chunk, first_line_end
 
 _PARSE = pacsv.ParseOptions(
     quote_char=False, double_quote=False, newlines_in_values=False, ignore_empty_lines=True
@@ -23,11 +23,11 @@ _PARSE = pacsv.ParseOptions(
 def split_fields(chunk: Chunk, width: int, max_record_bytes: int) -> pa.Table | None:
     """``_source_line`` and the text of each field (``f1`` ... ``f<width>``) of every record of
     ``chunk``, or None when the chunk needs the SQL parser."""
-    data, first_line = chunk.data, chunk.first_line
+    data, first_line, lines = chunk.data, chunk.first_line, chunk.lines
     if not _plain(data):
         return None
     if first_line == 1:  # the header, a line of its own (ended by LF, CRLF or a lone CR)
-        data, first_line = _after_first_line(data), 2
+        data, first_line, lines = _after_first_line(data), 2, lines - 1
     if not data:
         return None
     names = [f"f{i}" for i in range(1, width + 1)]
@@ -42,7 +42,7 @@ def split_fields(chunk: Chunk, width: int, max_record_bytes: int) -> pa.Table | 
         )
     except pa.ArrowInvalid:  # a wrong number of fields, bad UTF-8: the SQL parser says which line
         return None
-    if fields.num_rows != count_lines(data) or _longest(fields) > max_record_bytes:
+    if fields.num_rows != lines or _longest(fields) > max_record_bytes:
         return None
     numbers = pa.array(np.arange(first_line, first_line + fields.num_rows, dtype=np.int64))
     return fields.add_column(0, "_source_line", numbers)

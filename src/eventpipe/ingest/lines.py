@@ -40,14 +40,15 @@ _INVALID_UTF8 = "encoding: the line is not valid UTF-8"
 class Chunk:
     """Whole records of a file: ``data`` holds its lines from ``first_line`` on.
 
-    ``joined`` lists (first, last) line offsets within the chunk of records that
-    span several lines. ``position`` is how far into the file (its bytes on
-    disk) reading has come.
+    ``lines`` is how many lines it holds; ``joined`` lists (first, last) line
+    offsets within the chunk of records that span several lines. ``position``
+    is how far into the file (its bytes on disk) reading has come.
     """
 
     first_line: int
     data: bytes
     position: int
+    lines: int
     joined: tuple[tuple[int, int], ...] = ()
 
 
@@ -100,8 +101,9 @@ def read_chunks(
                     joined, kept = _join_quoted(body, csv_width, max_record_bytes, at_end)
                     body, carry = body[:kept], body[kept:] + carry
                 if body:
-                    yield Chunk(line, body, raw.tell(), joined)
-                    line += count_lines(body)
+                    lines = count_lines(body)
+                    yield Chunk(line, body, raw.tell(), lines, joined)
+                    line += lines
             if at_end:
                 raw.read()  # whatever follows the compressed data, for the fingerprint
                 return

@@ -207,13 +207,16 @@ WITH cells AS ({cells_sql}
 ), parsed AS (
     SELECT *,
         -- UTC wall-clock time (TIMESTAMP); the caller labels it UTC without converting.
-        CASE WHEN regexp_matches(c_event_time, '{_STARTS_WITH_DIGIT}') THEN coalesce(
-            -- the REES46 spelling, fast; then any spelling DuckDB reads that has a time of day
-            try_strptime(c_event_time, '%Y-%m-%d %H:%M:%S UTC'),
-            CASE WHEN regexp_matches(c_event_time, '{_HAS_TIME_OF_DAY}')
+        coalesce(
+            -- the REES46 spelling, fast (a digit first: strptime also reads words such as 'epoch')
+            CASE WHEN ascii(c_event_time) BETWEEN 48 AND 57
+                THEN try_strptime(c_event_time, '%Y-%m-%d %H:%M:%S UTC') END,
+            -- then any spelling DuckDB reads that has a time of day
+            CASE WHEN regexp_matches(c_event_time, '{_STARTS_WITH_DIGIT}')
+                AND regexp_matches(c_event_time, '{_HAS_TIME_OF_DAY}')
                 AND NOT regexp_matches(c_event_time, '{_OFFSET_OUT_OF_RANGE}')
                 THEN timezone('UTC', TRY_CAST(c_event_time AS TIMESTAMPTZ)) END
-        ) END AS event_time,
+        ) AS event_time,
         {integers},
         -- DuckDB also reads '1_000' as a number; adding 0.0 turns -0.0 into 0.0
         CASE WHEN NOT contains(c_price, '_') THEN TRY_CAST(c_price AS DOUBLE) + 0.0 END AS price,

@@ -55,9 +55,13 @@ class Check:
 
 
 def _unique(key: str) -> str:
+    """Rows sharing a key (or without one). Keys are first grouped by their 64-bit hash, far
+    cheaper than by 32-character text; only keys whose hash repeats are compared whole."""
     return f"""
+WITH repeated AS (SELECT hash({ident(key)}) AS h FROM @this GROUP BY 1 HAVING count(*) > 1)
 SELECT {ident(key)}, count(*) AS copies
 FROM @this
+WHERE {ident(key)} IS NULL OR hash({ident(key)}) IN (SELECT h FROM repeated)
 GROUP BY 1
 HAVING count(*) > 1 OR {ident(key)} IS NULL
 """

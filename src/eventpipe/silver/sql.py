@@ -11,7 +11,7 @@ session's maximum length, when there is one).
 import pyarrow as pa
 
 from eventpipe.engine import Engine
-from eventpipe.fields import count_column
+from eventpipe.fields import count_column, first_column
 from eventpipe.sql import ident, revenue, utc_date
 
 # Every bronze row, with its canonical type and the first rule it breaks (if any).
@@ -156,7 +156,8 @@ def expose_source_files(engine: Engine, relation: str) -> dict:
 
 def sessions(event_types: list[str], revenue_type: str, events: str = "new_events") -> tuple[str, dict]:
     """One row per session of the silver events ``events``, whose types are among ``event_types``:
-    a count per type, and the revenue (the prices of ``revenue_type`` events).
+    a count per type, when it first had each type, and the revenue (the prices of
+    ``revenue_type`` events).
 
     The distinct types are counted as the types present: far cheaper than ``count(DISTINCT)``.
     """
@@ -164,6 +165,10 @@ def sessions(event_types: list[str], revenue_type: str, events: str = "new_event
     present = " + ".join(f"({c} > 0)::INTEGER" for c in counts)
     per_type = "".join(
         f"\n    {c} AS {ident(count_column(t))}," for c, t in zip(counts, event_types, strict=True)
+    )
+    firsts = "".join(
+        f"\n    min(event_time) FILTER (WHERE event_type = $session_type_{i}) AS {ident(first_column(t))},"
+        for i, t in enumerate(event_types)
     )
     statement = f"""
 SELECT
@@ -174,7 +179,8 @@ SELECT
     {utc_date("min(event_time)")} AS session_date,
     count(*) AS events_count,
     ({present or "0"})::BIGINT AS unique_event_types,
-    (epoch_us(max(event_time)) - epoch_us(min(event_time))) / 60e6 AS session_length_minutes,{per_type}
+    (epoch_us(max(event_time)) - epoch_us(min(event_time))) / 60e6
+        AS session_length_minutes,{per_type}{firsts}
     coalesce({revenue()}, 0) AS revenue,
     count(*) FILTER (WHERE event_type = $revenue_type) > 0 AS converted
 FROM {events}
