@@ -16,6 +16,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from eventpipe.changes import Changes
+from eventpipe.generate import generate_files
 from eventpipe.quality import BUILT_IN_CHECKS
 from eventpipe.settings import Settings
 from eventpipe.warehouse import (
@@ -379,3 +380,16 @@ def test_a_check_bound_to_what_a_run_changed_looks_at_nothing_else(settings):
     assert status(None).status == "fail"  # the whole table
     assert status(changed_on(first_day)).offending_rows == 1
     assert status(changed_on(last_day)).status == "pass"  # the run did not touch the first day
+
+
+@pytest.mark.slow
+def test_every_check_runs_within_a_small_memory_limit_on_one_large_file(tmp_path):
+    """late_event_rate ran out of memory on one 10M-event file under the default limit (1GB):
+    here 500,000 events in one file, and a limit of 64MB, about the same squeeze."""
+    source = generate_files(tmp_path / "big.csv", 500_000, seed=3, days=5).files[0]
+    built = run(Settings.load(warehouse=tmp_path / "wh"), [str(source)], now=NOW)
+    assert built.gold is not None
+    settings = Settings.load(warehouse=tmp_path / "wh", memory_limit="64MB")
+    statuses = {c.name: c.status for c in run_checks(settings, now=NOW).checks}
+    assert statuses["late_event_rate"] == "pass"
+    assert "error" not in statuses.values()

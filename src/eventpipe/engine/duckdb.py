@@ -109,7 +109,7 @@ class DuckDBEngine(Engine):
             if "Out of Memory Error" in str(error):
                 raise ResourceError(
                     f"the engine ran out of memory (memory_limit {self.memory_limit}); raise memory_limit "
-                    "in eventpipe.toml or EVENTPIPE_MEMORY_LIMIT, or lower rows_per_bucket"
+                    "in eventpipe.toml or EVENTPIPE_MEMORY_LIMIT"
                 ) from None
             raise
 

@@ -199,7 +199,9 @@ WITH files AS (
 ), by_file AS (
     SELECT b._source_file AS file, count(*) AS events,
         count(*) FILTER (WHERE b.event_time < w.newest_before) AS late_events
-    FROM @this AS b JOIN watermarks AS w ON b._source_file = w.file
+    -- The small side first: DuckDB builds its hash table on the right side,
+    -- and with tied estimates it would build it on every bronze row.
+    FROM watermarks AS w RIGHT JOIN @this AS b ON b._source_file = w.file
     GROUP BY 1
 )
 SELECT file, events, late_events, late_events / events AS late_event_rate

@@ -140,21 +140,19 @@ def _run_check(
     absent = [v for v in missing_views if re.search(rf"\b{v}\b", sql)]
     if absent:
         return CheckResult(**found, status=SKIPPED, message=f"no {', '.join(absent)} yet")
-    sql = bind(check, bindings)
-    statement = f"""
-WITH offending AS MATERIALIZED ({sql.strip().rstrip(";")})
-SELECT
-    (SELECT count(*) FROM offending) AS offending_rows,
-    (SELECT list(to_json(o)) FROM (SELECT * FROM offending LIMIT {EXAMPLES_KEPT}) AS o) AS examples
-"""
+    offending_sql = bind(check, bindings).strip().rstrip(";")
     began = time.perf_counter()
     try:
-        row = engine.table(statement, params).to_pylist()[0]
+        # counted, then (only when there are any) the first few: kept in a materialized CTE
+        # instead, they made a join that fits in memory run out of it
+        offending = engine.scalar(f"SELECT count(*) FROM ({offending_sql})", params)
+        examples = []
+        if offending:
+            first = f"SELECT to_json(o)::VARCHAR FROM ({offending_sql}) AS o LIMIT {EXAMPLES_KEPT}"
+            examples = [json.loads(e) for e in engine.table(first, params).column(0).to_pylist()]
     except Exception as error:  # a user's SQL may fail in any way; the report says how
         message = str(error).splitlines()[0]
         return CheckResult(**found, status=ERROR, message=message, seconds=time.perf_counter() - began)
-    offending = row["offending_rows"]
-    examples = [json.loads(e) for e in row["examples"] or []]
     status = PASS if offending == 0 else check.severity
     return CheckResult(
         **found,
