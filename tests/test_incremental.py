@@ -203,6 +203,35 @@ def test_watch_processes_files_as_they_land_and_stops_cleanly_on_sigterm(tmp_pat
     assert warehouse_rows(warehouse) == warehouse_rows(tmp_path / "full")
 
 
+@pytest.mark.slow
+def test_watch_writes_each_batchs_report_once_the_folder_is_quiet(tmp_path):
+    from eventpipe.generate import generate_files
+
+    landing = tmp_path / "landing"
+    generate_files(landing / "day.csv", 2_000, seed=4)
+    warehouse = tmp_path / "watched"
+    watcher = subprocess.Popen(
+        eventpipe("run", "--watch", "--interval", "0.3", "-s", str(landing), "-w", str(warehouse)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_runs(warehouse, 1)
+        run_id = DeltaTable(str(warehouse / "meta/runs")).to_pyarrow_table().column("run_id")[0].as_py()
+        page = warehouse / "_reports" / f"{run_id}.html"
+        deadline = time.monotonic() + 60
+        while not page.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        _, stderr = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, stderr
+    assert page.exists(), "no report was written while the folder stayed quiet"
+    assert "<h2>Funnel</h2>" in page.read_text() and run_id in page.read_text()
+    assert str(page) in " ".join(stderr.split())  # the watcher says where the report is
+
+
 def _wait_for_runs(warehouse: Path, runs: int, timeout: float = 90) -> None:
     from deltalake import DeltaTable
 

@@ -6,14 +6,16 @@ batches: the batch in flight finishes, so it is committed whole.
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
-from eventpipe.context import open_run
+from eventpipe.context import open_reader, open_run
 from eventpipe.ingest import Progress
 from eventpipe.ingest.ledger import Ledger
 from eventpipe.ingest.sources import discover
 from eventpipe.pipeline import RunResult, run
+from eventpipe.report import ReportResult, write_html_report
 from eventpipe.settings import Settings
-from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, Warehouse
+from eventpipe.warehouse import BRONZE_EVENTS, DAILY_METRICS, QUARANTINE, Warehouse
 
 
 def watch(
@@ -24,26 +26,48 @@ def watch(
     sources: list[str] | None = None,
     progress: Progress | None = None,
     html_report: bool = True,
+    on_report: Callable[[ReportResult], None] | None = None,
 ) -> RunResult | None:
     """Run a batch whenever new files appear; returns the last batch's result when stopped.
 
-    Each batch is a run of its own (its own context, lock and engine).
+    Each batch is a run of its own (its own context, lock and engine). A batch's HTML
+    report is written at the first poll that finds nothing new, or on stopping: at
+    millions of events it takes seconds, which would hold back the next batch's gold.
     """
     sources = sources or settings.sources
     seen: set[tuple[str, int, int]] = set()
-    last = None
+    last, report_due = None, False
     while not stop.is_set():
         found = {
             (str(f.path), f.size, f.mtime_ns)
             for f in discover(sources, allow_empty=True, warehouse=settings.warehouse)
         }
-        if found - seen - _ingested(settings):
+        # bronze's ledger is read only when the folder shows something not seen before
+        if (new := found - seen) and new - _ingested(settings):
             with open_run(settings) as ctx:
-                last = run(ctx, sources, progress, html_report=html_report)
+                last = run(ctx, sources, progress, html_report=False)
             on_batch(last)
+            report_due = html_report
+        elif report_due:
+            last, report_due = _with_report(settings, last, on_report), False
         seen |= found  # a file whose content changed is reported once, not every poll
         stop.wait(interval)
+    if report_due:
+        last = _with_report(settings, last, on_report)
     return last
+
+
+def _with_report(
+    settings: Settings, result: RunResult, on_report: Callable[[ReportResult], None] | None
+) -> RunResult:
+    """``result`` with its HTML report written, as ``eventpipe run`` writes it."""
+    with open_reader(settings) as (warehouse, engine):
+        if not warehouse.exists(DAILY_METRICS):  # no gold yet: nothing to show
+            return result
+        page = write_html_report(settings, warehouse, engine, warehouse.reports() / f"{result.run_id}.html")
+    if on_report is not None:
+        on_report(page)
+    return replace(result, html_report=page)
 
 
 def _ingested(settings: Settings) -> set[tuple[str, int, int]]:

@@ -189,7 +189,7 @@ def run(
     watch: Annotated[
         bool, typer.Option("--watch", help="Keep polling the sources; run each new set of files as a batch.")
     ] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 10.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 2.0,
 ) -> None:
     """Ingest new files, rebuild silver and gold, and check each layer: the whole pipeline.
 
@@ -239,7 +239,15 @@ def _watch(settings: Settings, interval: float, report: bool, finish, progress) 
     console.err.print(
         f"watching {sources} every {interval:g} s; stop with Ctrl-C or SIGTERM", highlight=False
     )
-    return watch(settings, stop, interval, finish, progress=progress, html_report=report)
+    return watch(
+        settings,
+        stop,
+        interval,
+        finish,
+        progress=progress,
+        html_report=report,
+        on_report=console.print_report,
+    )
 
 
 def _finish_run(result: RunResult, json: bool) -> None:
