@@ -161,6 +161,7 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
     sessions_by_day = defaultdict(list)
     session_dates = {s["session_id"]: s["session_date"] for s in session_rows}
     user_steps = step_times(events, "user_id", settings.funnel_steps)
+    entered_columns = [f"entered_{s}_at" for s in settings.funnel_steps]
     for s in session_rows:
         sessions_by_day[s["session_date"]].append(s)
     orders = settings.revenue_type
@@ -178,7 +179,7 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
                 "user_id": u,
                 **{f"{t}s": count(es, t) for t in settings.event_types},
                 "revenue": revenue(es, settings.revenue_type),
-                "funnel_step_times": user_steps.get(u),
+                **dict(zip(entered_columns, user_steps.get(u, [None] * len(entered_columns)), strict=True)),
             }
             for u, es in by_user.items()
         ],
@@ -206,7 +207,11 @@ def gold(events: list[dict], session_rows: list[dict], settings: Settings) -> di
             for d, es in by_day.items()
         ],
         "funnel_sessions": [
-            {"session_id": k, "session_date": session_dates[k], "step_times": times}
+            {
+                "session_id": k,
+                "session_date": session_dates[k],
+                **dict(zip(entered_columns, times, strict=True)),
+            }
             for k, times in step_times(events, "session_id", settings.funnel_steps).items()
         ],
         "funnel": funnel(events, settings.funnel_steps),

@@ -48,16 +48,20 @@ def test_killed_runs_then_rerun_land_every_record_once(landing, tmp_path):
     assert len(expected_bronze) == 60_000 - len(expected_quarantine) and expected_quarantine
 
     chance = random.Random(2020)
+    ended_before = 0
     for trial in range(TRIALS):
         warehouse = tmp_path / f"trial-{trial}"
         process = subprocess.Popen(ingest_command(landing, warehouse), stderr=subprocess.DEVNULL)
         time.sleep(chance.uniform(0.2, full_run))
-        assert process.poll() is None, f"trial {trial}: the ingest had ended before the kill"
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        if process.poll() is not None:  # quicker than the ingest timed: nothing was killed
+            ended_before += 1
+        else:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
 
         rerun = subprocess.run(ingest_command(landing, warehouse), capture_output=True, text=True)
         assert rerun.returncode == 0, rerun.stderr
         bronze, quarantine = landed(warehouse)
         assert bronze == expected_bronze, f"trial {trial}"
         assert quarantine == expected_quarantine, f"trial {trial}"
+    assert ended_before <= TRIALS // 4, f"{ended_before} of {TRIALS} ingests ended before the kill"

@@ -99,6 +99,12 @@ def count_column(event_type: str) -> str:
     return f"{event_type}s"
 
 
+def entered_column(step: str) -> str:
+    """The column of when a user or session entered a funnel step (``cart`` -> ``entered_cart_at``):
+    one plain column per step, which reads and writes far faster than a list per row."""
+    return f"entered_{step}_at"
+
+
 def first_column(event_type: str) -> str:
     """The column of a session's first ``event_type`` event (``view`` -> ``first_view_at``)."""
     return f"first_{event_type}_at"

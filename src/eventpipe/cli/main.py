@@ -189,7 +189,7 @@ def run(
     watch: Annotated[
         bool, typer.Option("--watch", help="Keep polling the sources; run each new set of files as a batch.")
     ] = False,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 2.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 1.0,
 ) -> None:
     """Ingest new files, rebuild silver and gold, and check each layer: the whole pipeline.
 

@@ -129,7 +129,11 @@ class _PartitionedFiles:
     def __init__(self, root: Path, schema: pa.Schema, partition_by: tuple[str, ...]) -> None:
         self.root, self.partition_by = root, partition_by
         self.file_schema = pa.schema([f for f in schema if f.name not in partition_by])
-        self.writers: dict[tuple, tuple[pq.ParquetWriter, Path, dict[str, str | None]]] = {}
+        # a file per (partition, part): a partition that fills several row groups spreads them over
+        # one file per encoder, so that one large partition (or an unpartitioned table) is encoded
+        # by every encoder, not one
+        self.writers: dict[tuple[tuple, int], tuple[pq.ParquetWriter, Path, dict[str, str | None]]] = {}
+        self.flushes: dict[tuple, int] = {}
         self.held: dict[tuple, list[pa.Table]] = {}
         self.held_rows: dict[tuple, int] = {}
         self.dictionary_columns: list[str] | None = None
@@ -169,13 +173,16 @@ class _PartitionedFiles:
     def _flush(self, key: tuple) -> None:
         rows = pa.concat_tables(self.held.pop(key)).drop_columns(list(self.partition_by))
         del self.held_rows[key]
-        writer = self._writer(key)
+        part = self.flushes.get(key, 0) % _ENCODERS
+        self.flushes[key] = self.flushes.get(key, 0) + 1
+        writer = self._writer(key, part)
         if self.failure is not None:
             raise self.failure
-        self.queues[hash(key) % _ENCODERS].put((writer, rows.cast(self.file_schema)))
+        # a file is only ever written by one encoder
+        self.queues[(hash(key) + part) % _ENCODERS].put((writer, rows.cast(self.file_schema)))
 
-    def _writer(self, key: tuple) -> pq.ParquetWriter:
-        if key not in self.writers:
+    def _writer(self, key: tuple, part: int) -> pq.ParquetWriter:
+        if (key, part) not in self.writers:
             values = {c: _partition_text(v) for c, v in zip(self.partition_by, key, strict=True)}
             folder = self.root.joinpath(*(f"{c}={v}" for c, v in values.items()))
             folder.mkdir(parents=True, exist_ok=True)
@@ -191,8 +198,8 @@ class _PartitionedFiles:
                     for c in self.file_schema.names
                 },
             )
-            self.writers[key] = (writer, path, values)
-        return self.writers[key][0]
+            self.writers[key, part] = (writer, path, values)
+        return self.writers[key, part][0]
 
     def close(self, discard: bool = False) -> list[tuple[Path, dict[str, str | None], pq.FileMetaData]]:
         """Finish every file; with ``discard`` (the producer failed), remove them instead."""

@@ -4,9 +4,8 @@ Silver's incremental builds only add events: to the users with new bronze
 rows, on the days whose partitions they rewrite. So gold recomputes, with the
 same SQL as a full build, only the rows those touch: the minutes and days of
 rewritten event partitions, the dates of rewritten session partitions, the
-users with new rows, the sessions of rewritten partitions. Rows of
-``events_by_type`` are sums over users: the changed users' share is taken out
-as it was (silver at the version gold was built from) and put back as it is.
+users with new rows, the sessions of rewritten partitions. (``events_by_type``
+and ``funnel`` are aggregated from the tables written here, by the gold stage.)
 """
 
 import pyarrow as pa
@@ -21,7 +20,6 @@ from eventpipe.warehouse import (
     BRONZE_EVENTS,
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
-    EVENTS_BY_TYPE,
     FUNNEL_SESSIONS,
     GOLD_TABLES,
     SESSIONS,
@@ -38,7 +36,8 @@ _CHANGED_USERS = "user_id IN (SELECT user_id FROM changed_users)"
 def increment(
     warehouse: Warehouse, engine: Engine, settings: Settings, previous: dict, record: dict
 ) -> dict[TableSpec, Written] | None:
-    """Update every gold table but the funnel; None (nothing written) if the changes cannot be told."""
+    """Update every gold table but those aggregated from ``user_funnel``; None (nothing written)
+    if the changes cannot be told."""
     event_dates = changed_partitions(warehouse.table(SILVER_EVENTS), previous["silver_events"], "event_date")
     session_dates = changed_partitions(warehouse.table(SESSIONS), previous["sessions"], "session_date")
     if (
@@ -72,7 +71,6 @@ def increment(
     views = {
         "day_events": f"SELECT * FROM silver_events WHERE {in_days}",
         "day_sessions": f"SELECT * FROM sessions WHERE {in_session_days}",
-        "old_user_events": f"SELECT * FROM old_silver_events WHERE {_CHANGED_USERS}",
         "user_sessions": f"SELECT * FROM sessions WHERE {_CHANGED_USERS}",
         # a session's events are on or after its date: its partition and later ones
         "session_events": f"SELECT * FROM silver_events WHERE {_from_first('event_date', session_dates)} "
@@ -92,7 +90,6 @@ def increment(
             f"UNION ALL SELECT * FROM ({minute_sql})",
             minute_params,
         ),
-        EVENTS_BY_TYPE: (_events_by_type_updated(), {}),
         USER_FUNNEL: (
             f"SELECT * FROM user_funnel WHERE NOT {_CHANGED_USERS} UNION ALL SELECT * FROM ({users_sql})",
             users_params,
@@ -121,28 +118,11 @@ def increment(
         )
     else:  # no session changed: a commit that only records the build
         written[FUNNEL_SESSIONS] = warehouse.append(FUNNEL_SESSIONS, pa.table({}), commit=marked(record))
-    for name in ("day_events", "day_sessions", "old_user_events", "user_sessions", "session_events"):
+    for name in ("day_events", "day_sessions", "user_sessions", "session_events"):
         engine.execute(f"DROP VIEW {name}")
     engine.execute("DROP TABLE user_events")
     engine.execute("DROP TABLE changed_users")
     return written
-
-
-def _events_by_type_updated() -> str:
-    """``events_by_type`` with the changed users' rows as they were taken out and as they are put in."""
-    return f"""
-WITH before AS ({sql.events_by_type("old_user_events")}),
-after AS ({sql.events_by_type("user_events")}),
-updated AS (
-    SELECT
-        event_type,
-        coalesce(t.events_count, 0) - coalesce(b.events_count, 0) + coalesce(a.events_count, 0)
-            AS events_count,
-        coalesce(t.users, 0) - coalesce(b.users, 0) + coalesce(a.users, 0) AS users
-    FROM events_by_type AS t FULL JOIN before AS b USING (event_type) FULL JOIN after AS a USING (event_type)
-)
-SELECT * FROM updated WHERE events_count > 0
-"""
 
 
 def _from_first(expression: str, dates: set[str]) -> str:

@@ -6,7 +6,7 @@ minutes, days or users runs exactly the SQL a full build runs. Values go in as
 parameters, names through ``ident``.
 """
 
-from eventpipe.fields import count_column, first_column
+from eventpipe.fields import count_column, entered_column, first_column
 from eventpipe.sql import ident, revenue, utc_minute_number
 
 
@@ -30,12 +30,23 @@ FROM (
     return statement, {f"type_{i}": t for i, t in enumerate(event_types)}
 
 
-def events_by_type(events: str = "silver_events") -> str:
-    return f"""
-SELECT event_type, count(*) AS events_count, count(DISTINCT user_id) AS users
-FROM {events}
-GROUP BY 1
+def events_by_type(event_types: list[str], users: str = "user_funnel") -> tuple[str, dict]:
+    """Events and distinct users per type, from ``users`` (``user_funnel``: a row per user with
+    a count per type). Exact, and one pass over a row per user instead of a distinct count over
+    every event; an increment recomputes it whole, without silver as it was before."""
+    totals = ", ".join(
+        f"sum({c})::BIGINT AS events_{i}, count(*) FILTER (WHERE {c} > 0) AS users_{i}"
+        for i, c in enumerate(ident(count_column(t)) for t in event_types)
+    )
+    per_type = "\nUNION ALL ".join(
+        f"SELECT $type_{i} AS event_type, events_{i} AS events_count, users_{i} AS users FROM totals"
+        for i in range(len(event_types))
+    )
+    statement = f"""
+WITH totals AS MATERIALIZED (SELECT {totals} FROM {users})
+SELECT * FROM ({per_type}) WHERE events_count > 0
 """
+    return statement, {f"type_{i}": t for i, t in enumerate(event_types)}
 
 
 def user_funnel(
@@ -46,7 +57,7 @@ def user_funnel(
     events: str = "silver_events",
 ) -> tuple[str, dict]:
     """Per user: a count per event type, revenue, and when the user entered each funnel step
-    (``funnel_step_times``, NULL if never the first).
+    (``entered_<step>_at``; NULL from the first step the user never entered).
 
     Counts and the first step come from the user's sessions (one row per visit, not per
     event); revenue and the later steps from the few events of their types.
@@ -63,7 +74,7 @@ WITH step_1 AS (
 ){_later_steps(steps, "user_id", events)}
 SELECT entity AS user_id, {", ".join(f"step_1.{c}" for c in columns)},
     coalesce(revenue.revenue, 0) AS revenue,
-    {_entered(steps)} AS funnel_step_times
+    {_entered(steps)}
 FROM step_1 LEFT JOIN revenue USING (entity) {_joins(steps)}
 """
     return statement, {**_step_parameters(steps), "revenue_type": revenue_type}
@@ -118,9 +129,9 @@ def _later_steps(steps: list[str], key: str, events: str) -> str:
 
 
 def _entered(steps: list[str]) -> str:
-    """The list of step times (NULL when the entity never entered the first)."""
-    times = ", ".join(f"step_{k}.at" for k in range(1, len(steps) + 1))
-    return f"CASE WHEN step_1.at IS NOT NULL THEN [{times}] END"
+    """A column per step, when the entity entered it (a step's CTE only holds entities that
+    entered the one before, so a later step is NULL once one is)."""
+    return ", ".join(f"step_{k}.at AS {ident(entered_column(s))}" for k, s in enumerate(steps, start=1))
 
 
 def _joins(steps: list[str]) -> str:
@@ -140,7 +151,7 @@ WITH step_1 AS (
     SELECT session_id AS entity, session_date, {ident(first_column(steps[0]))} AS at
     FROM {sessions} WHERE {ident(first_column(steps[0]))} IS NOT NULL
 ){_later_steps(steps, "session_id", events)}
-SELECT entity AS session_id, session_date, {_entered(steps)} AS step_times
+SELECT entity AS session_id, session_date, {_entered(steps)}
 FROM step_1 {_joins(steps)}
 """
     return statement, _step_parameters(steps)
@@ -150,12 +161,12 @@ def funnel(steps: list[str]) -> tuple[str, dict]:
     """The ordered funnel per session and per user, from ``funnel_sessions`` and ``user_funnel``:
     how many entered each step, conversion, and the median time from the previous step."""
     figures, counts = [], []
-    users = "(SELECT funnel_step_times AS step_times FROM user_funnel WHERE funnel_step_times IS NOT NULL)"
+    at = [ident(entered_column(s)) for s in steps]
+    users = f"(SELECT * FROM user_funnel WHERE {at[0]} IS NOT NULL)"
     for level, entities in (("session", "funnel_sessions"), ("user", users)):
         # one pass over the entities for all steps; MATERIALIZED, so it is not repeated per step
         per_step = ", ".join(
-            f"count(step_times[{k}]) AS entered_{k}, "
-            f"median(epoch(step_times[{k}] - step_times[{k - 1}])) AS median_{k}"
+            f"count({at[k - 1]}) AS entered_{k}, median(epoch({at[k - 1]} - {at[k - 2]})) AS median_{k}"
             for k in range(2, len(steps) + 1)
         )
         figures.append(

@@ -26,7 +26,7 @@ from eventpipe.warehouse import (
 )
 
 # Raised when gold's tables change shape, so that a warehouse built before is built again.
-_LAYOUT = 3
+_LAYOUT = 4
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def build_gold(ctx: RunContext, force: bool = False) -> GoldResult:
         written = increment(warehouse, engine, settings, previous, inputs)
         if written is not None:
             warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
-            written[FUNNEL] = _write_funnel(warehouse, engine, settings, inputs)
+            written |= _write_from_user_funnel(warehouse, engine, settings, inputs)
     if not unchanged and written is None:
         _build_all(warehouse, engine, settings, inputs)
     rows, versions = {}, {}
@@ -107,7 +107,6 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
     statements = {
         EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
-        EVENTS_BY_TYPE: (sql.events_by_type(), {}),
         USER_FUNNEL: sql.user_funnel(settings.funnel_steps, settings.event_types, settings.revenue_type),
         FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "sessions", "silver_events"),
         SESSIONS_DAILY: (sql.sessions_daily(), {}),
@@ -116,7 +115,18 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
     for table, (statement, params) in statements.items():
         warehouse.replace(table, engine.stream(statement, params), commit=marked(inputs))
     warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
-    _write_funnel(warehouse, engine, settings, inputs)
+    _write_from_user_funnel(warehouse, engine, settings, inputs)
+
+
+def _write_from_user_funnel(warehouse: Warehouse, engine: Engine, settings: Settings, inputs: dict) -> dict:
+    """The tables aggregated from ``user_funnel`` (and ``funnel_sessions``), both as written."""
+    by_type, params = sql.events_by_type(settings.event_types)
+    return {
+        EVENTS_BY_TYPE: warehouse.replace(
+            EVENTS_BY_TYPE, engine.stream(by_type, params), commit=marked(inputs)
+        ),
+        FUNNEL: _write_funnel(warehouse, engine, settings, inputs),
+    }
 
 
 def _write_funnel(warehouse: Warehouse, engine: Engine, settings: Settings, inputs: dict):
