@@ -1,8 +1,7 @@
 """Kill ``eventpipe ingest`` with SIGKILL at random moments; a rerun leaves every record exactly once."""
 
-import os
 import random
-import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from eventpipe.settings import Settings
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
 
 from .conftest import read
+from .processes import kill_while_running
 
 TRIALS = 20
 
@@ -48,20 +48,17 @@ def test_killed_runs_then_rerun_land_every_record_once(landing, tmp_path):
     assert len(expected_bronze) == 60_000 - len(expected_quarantine) and expected_quarantine
 
     chance = random.Random(2020)
-    ended_before = 0
     for trial in range(TRIALS):
         warehouse = tmp_path / f"trial-{trial}"
-        process = subprocess.Popen(ingest_command(landing, warehouse), stderr=subprocess.DEVNULL)
-        time.sleep(chance.uniform(0.2, full_run))
-        if process.poll() is not None:  # quicker than the ingest timed: nothing was killed
-            ended_before += 1
-        else:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        killed = kill_while_running(
+            ingest_command(landing, warehouse),
+            chance.uniform(0.2, full_run),
+            fresh=lambda w=warehouse: shutil.rmtree(w, ignore_errors=True),
+        )
+        assert killed, f"trial {trial}: every attempt had ended before its kill"
 
         rerun = subprocess.run(ingest_command(landing, warehouse), capture_output=True, text=True)
         assert rerun.returncode == 0, rerun.stderr
         bronze, quarantine = landed(warehouse)
         assert bronze == expected_bronze, f"trial {trial}"
         assert quarantine == expected_quarantine, f"trial {trial}"
-    assert ended_before <= TRIALS // 4, f"{ended_before} of {TRIALS} ingests ended before the kill"
