@@ -8,8 +8,12 @@ import importlib.util
 import itertools
 import json
 import os
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -228,3 +232,129 @@ def test_the_package_never_imports_airflow_and_loads_plotting_only_for_the_repor
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == "[]"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_run_triggered_under_a_real_scheduler_builds_the_tables_and_records_the_run(airflow_env, tmp_path):
+    """The scheduler, the DAG processor and the API server (tasks report to its execution API)
+    as separate processes, LocalExecutor, SQLite; a run triggered from the command line."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
+    generate_files(landing, 6_000, seed=8, days=2, dirty=True, per_day=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    port = _free_port()
+    env = {
+        **airflow_env,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "a secret the processes share",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),  # not 8793, maybe in use
+        # the DAG's defaults, read where it is parsed: this run's warehouse and landing folder
+        "EVENTPIPE_WAREHOUSE": str(warehouse),
+        "EVENTPIPE_SOURCES": json.dumps([str(landing)]),
+    }
+    airflow = [sys.executable, "-m", "airflow"]
+    migrated = subprocess.run(
+        [*airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    logs = {
+        name: (tmp_path / f"{name}.log").open("w") for name in ("api-server", "dag-processor", "scheduler")
+    }
+    components = [
+        subprocess.Popen(
+            [*airflow, name],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=tmp_path,
+        )
+        for name, log in logs.items()
+    ]
+    deadline = time.monotonic() + 420
+    database = home / "airflow.db"
+    try:
+        # the DAG is known once the DAG processor has serialized it; then it can be triggered
+        while not _dag_known(database):
+            assert time.monotonic() < deadline, _tails(logs)
+            assert all(c.poll() is None for c in components), _tails(logs)
+            time.sleep(1)
+        for command in (
+            ["dags", "unpause", "event_stream"],
+            ["dags", "trigger", "event_stream", "-r", "cli-run"],
+        ):
+            done = subprocess.run([*airflow, *command], env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-2000:]
+        while (state := _run_state(database, "cli-run")) not in ("success", "failed"):
+            assert time.monotonic() < deadline, f"run state {state}\n{_tails(logs)}"
+            assert all(c.poll() is None for c in components), _tails(logs)
+            time.sleep(2)
+    finally:
+        for component in components:
+            if component.poll() is None:
+                os.killpg(component.pid, signal.SIGTERM)
+        for component in components:
+            try:
+                component.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(component.pid, signal.SIGKILL)
+                component.wait()
+        for log in logs.values():
+            log.close()
+    assert state == "success", _task_states(database, "cli-run") + "\n" + _tails(logs)
+
+    # unpausing also started the latest hourly slot: runs in turn, each file ingested once
+    cli_warehouse = tmp_path / "cli"
+    ran = run_cli("run", "-q", "--no-report", "-s", str(landing), "-w", str(cli_warehouse))
+    assert ran.returncode == 0, ran.stderr
+    assert warehouse_rows(warehouse) == warehouse_rows(cli_warehouse)
+    runs = DeltaTable(str(warehouse / "meta/runs")).to_pyarrow_table().to_pylist()
+    assert sum(r["records_read"] for r in runs) == 6_000
+    assert all(r["gold_published"] and not r["failed_checks"] for r in runs)
+    assert any(r["silver_events"] == warehouse_rows(cli_warehouse)["silver_events"].total() for r in runs)
+
+
+def _dag_known(database: Path) -> bool:
+    try:
+        with sqlite3.connect(database, timeout=5) as db:
+            return (
+                db.execute("SELECT count(*) FROM serialized_dag WHERE dag_id = 'event_stream'").fetchone()[0]
+                > 0
+            )
+    except sqlite3.OperationalError:  # not migrated that far yet, or locked for a moment
+        return False
+
+
+def _run_state(database: Path, run_id: str) -> str | None:
+    try:
+        with sqlite3.connect(database, timeout=5) as db:
+            found = db.execute(
+                "SELECT state FROM dag_run WHERE dag_id = 'event_stream' AND run_id = ?", (run_id,)
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return found[0] if found else None
+
+
+def _task_states(database: Path, run_id: str) -> str:
+    with sqlite3.connect(database, timeout=5) as db:
+        rows = db.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = 'event_stream' AND run_id = ?", (run_id,)
+        ).fetchall()
+    return f"tasks: {dict(rows)}"
+
+
+def _tails(logs: dict) -> str:
+    return "\n".join(f"--- {name}\n{Path(log.name).read_text()[-3000:]}" for name, log in logs.items())
