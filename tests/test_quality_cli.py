@@ -89,6 +89,27 @@ def test_a_user_check_that_fails_stops_the_run_before_gold(tmp_path):
     assert [r["status"] for r in json.loads(stored.stdout)] == ["fail", "fail"]
 
 
+def test_a_user_check_over_this_checks_the_whole_table_on_every_run(tmp_path):
+    """A user check runs sandboxed, where the run's changed slices cannot be read: @this is its
+    whole table, also after an incremental run that did not touch the offending rows."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    warehouse = tmp_path / "wh"
+    (tmp_path / "eventpipe.toml").write_text(
+        EXPENSIVE_CHECK.replace("FROM silver_events WHERE", "FROM @this WHERE").replace('"fail"', '"warn"')
+    )
+    write_day(landing, 1, 250.0)  # one expensive purchase on day 1
+    first = run_cli("run", "-s", str(landing), "-w", str(warehouse), "-q", "--json", cwd=tmp_path)
+    assert json.loads(first.stdout)["checks"]["no_expensive_purchases"] == "warn"
+
+    write_day(landing, 5, 50.0)  # a later day: day 1 is not touched
+    second = run_cli("run", "-s", str(landing), "-w", str(warehouse), "-q", "--json", cwd=tmp_path)
+    assert json.loads(second.stdout)["checks"]["no_expensive_purchases"] == "warn"
+    report = json.loads(Path(json.loads(second.stdout)["report"]).read_text())
+    found = next(c for c in report["checks"] if c["name"] == "no_expensive_purchases")
+    assert found["offending_rows"] == 1 and found["examples"][0]["price"] == 250.0
+
+
 def test_a_user_check_whose_sql_fails_is_reported_as_an_error(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()

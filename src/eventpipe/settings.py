@@ -134,7 +134,8 @@ class Settings(BaseSettings):
     """The ordered funnel of gold/funnel, as canonical event types."""
 
     rows_per_bucket: int = Field(default=2_000_000, ge=1)
-    """Silver sessionizes users in buckets of about this many rows, to bound memory."""
+    """A date-range rebuild whose range holds more bronze rows than this is done as a full
+    build (the same tables; a full build streams in bounded memory, a range is held whole)."""
 
     memory_limit: str = "1GB"
     """Memory DuckDB may use before it spills to the warehouse's _tmp folder."""
