@@ -1,6 +1,7 @@
 """The bronze stage: every record of every new source file, exactly once, typed or quarantined."""
 
 import gzip
+import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +17,10 @@ from eventpipe.errors import SourceError
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from eventpipe.ingest.layout import detect_layout
 from eventpipe.ingest.ledger import FileRecord, Ledger, bronze_commit, quarantine_commit
-from eventpipe.ingest.records import OnProgress, ReadLimits, Split, typed_batches
+from eventpipe.ingest.parse import Layout
+from eventpipe.ingest.records import OnProgress, ReadLimits, Split, read_ahead, typed_batches
 from eventpipe.ingest.sources import SourceFile, SourceFormat, discover, new_fingerprint
+from eventpipe.prefetch import ReadAhead
 from eventpipe.settings import Settings
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, Warehouse
 
@@ -103,11 +106,26 @@ def ingest(
     target = _Target(warehouse, ctx.engine, warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
     ledger = Ledger(target.bronze, target.quarantine)
     results = []
-    for source in files:
-        progress.start_file(source)
-        result = _ingest_file(target, ledger, source, settings, progress.advance)
-        progress.end_file(result)
-        results.append(result)
+    limits = ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes)
+    following: _Started | None = None
+    try:
+        for source, after in zip(files, [*files[1:], None], strict=True):
+            started, following = following, None
+            if after is not None:
+                # the next file is read, decompressed and split while this one is typed,
+                # encoded and committed, so that the two cores stay busy across files
+                following = _start(after, ledger, settings, limits)
+            progress.start_file(source)
+            try:
+                result = _ingest_file(target, ledger, source, settings, progress.advance, started)
+            finally:
+                if started is not None:  # a file skipped, or failed, before its reading ended
+                    started.reading.close()
+            progress.end_file(result)
+            results.append(result)
+    finally:
+        if following is not None:
+            following.reading.close()
     warnings = [
         f"{r.path}: {r.status}; {r.note}"
         for r in results
@@ -130,14 +148,42 @@ class _Target:
     quarantine: DeltaTable
 
 
+@dataclass(frozen=True)
+class _Started:
+    """A new text file whose reading has started: its layout, and its fingerprint as it is read."""
+
+    layout: Layout
+    fingerprint: "hashlib._Hash"
+    reading: ReadAhead
+
+
+def _start(source: SourceFile, ledger: Ledger, settings: Settings, limits: ReadLimits) -> _Started | None:
+    """Start reading ``source`` ahead, if it is a text file bronze has never seen by its path.
+    Anything wrong with it is left for its turn, which reports it."""
+    if source.format is SourceFormat.parquet or source.name in ledger.by_path:
+        return None
+    try:
+        _check_name(source)
+        layout = detect_layout(source, settings.columns)
+    except (SourceError, OSError, EOFError):
+        return None
+    fingerprint = new_fingerprint()
+    return _Started(layout, fingerprint, read_ahead(source, layout, limits, fingerprint))
+
+
 def _ingest_file(
-    target: _Target, ledger: Ledger, source: SourceFile, settings: Settings, on_progress: OnProgress
+    target: _Target,
+    ledger: Ledger,
+    source: SourceFile,
+    settings: Settings,
+    on_progress: OnProgress,
+    started: _Started | None = None,
 ) -> FileResult:
     known = ledger.by_path.get(source.name)
     if known and (known.size, known.mtime_ns) == (source.size, source.mtime_ns):
         return FileResult(source.name, FileStatus.already_ingested)
     try:
-        return _read_new_file(target, ledger, source, settings, on_progress)
+        return _read_new_file(target, ledger, source, settings, on_progress, started)
     except SourceError as error:
         return FileResult(source.name, FileStatus.failed, note=str(error))
     except (OSError, EOFError) as error:
@@ -145,10 +191,17 @@ def _ingest_file(
 
 
 def _read_new_file(
-    target: _Target, ledger: Ledger, source: SourceFile, settings: Settings, on_progress: OnProgress
+    target: _Target,
+    ledger: Ledger,
+    source: SourceFile,
+    settings: Settings,
+    on_progress: OnProgress,
+    started: _Started | None,
 ) -> FileResult:
     """Bronze and quarantine rows of a file bronze does not hold yet (by path, size and time)."""
-    _check_name(source)
+    began = time.perf_counter()
+    if started is None:
+        _check_name(source)
     known = ledger.by_path.get(source.name)
     # a file known by its path is checked before it is read (it may have changed, and
     # would be read again on every run); a new one is fingerprinted while it is read
@@ -156,13 +209,13 @@ def _read_new_file(
     if fingerprint is not None and (skipped := _skipped(source, known, ledger, fingerprint)):
         return skipped
 
-    layout = detect_layout(source, settings.columns)
-    began = time.perf_counter()
+    layout = started.layout if started else detect_layout(source, settings.columns)
     ingested_at = datetime.now(UTC)
-    reading = new_fingerprint() if fingerprint is None else None
+    reading = (started.fingerprint if started else new_fingerprint()) if fingerprint is None else None
     split = Split(spill_dir=target.warehouse.root / "_staging")
     limits = ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes)
-    rows = typed_batches(target.engine, source, layout, ingested_at, limits, on_progress, reading)
+    ahead = started.reading if started else None
+    rows = typed_batches(target.engine, source, layout, ingested_at, limits, on_progress, reading, ahead)
     bronze = stage(target.bronze, BRONZE_SCHEMA, split.bronze_batches(rows), BRONZE_EVENTS.partition_by)
     if reading is not None:
         fingerprint = reading.hexdigest()

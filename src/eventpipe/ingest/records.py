@@ -19,7 +19,7 @@ from eventpipe.ingest.fields import split_fields
 from eventpipe.ingest.lines import Chunk, Oversized, oversized_table, read_chunks, record_table
 from eventpipe.ingest.parse import Layout
 from eventpipe.ingest.sources import SourceFile, SourceFormat
-from eventpipe.prefetch import prefetched
+from eventpipe.prefetch import ReadAhead
 
 #: Called with the bytes of the file read so far.
 OnProgress = Callable[[int], None]
@@ -43,10 +43,12 @@ def typed_batches(
     limits: ReadLimits,
     on_progress: OnProgress,
     fingerprint: "hashlib._Hash | None" = None,
+    ahead: ReadAhead | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Every record of ``source`` as typed bronze columns plus ``reason`` and ``raw_record``.
 
-    A text file's bytes are fed to ``fingerprint``, if given, as they are read.
+    A text file's bytes are fed to ``fingerprint``, if given, as they are read;
+    ``ahead`` is the file's reading, when :func:`read_ahead` started it already.
     """
     params = {
         "source_file": source.name,
@@ -59,13 +61,23 @@ def typed_batches(
         on_progress(source.size)
         return
     if source.format is SourceFormat.csv:
-        width: int | None = layout.width
         exact = parse.typed(parse.csv_cells(layout))
         split = parse.typed(*parse.csv_field_cells(layout))
     else:
-        width = None
         exact = parse.typed(parse.jsonl_cells(layout))
         params |= parse.json_paths(layout)
+    for relation, rows, position in ahead or read_ahead(source, layout, limits, fingerprint):
+        engine.register(relation, rows)
+        yield from engine.stream(split if relation == _FIELDS else exact, params)
+        on_progress(position)
+
+
+def read_ahead(
+    source: SourceFile, layout: Layout, limits: ReadLimits, fingerprint: "hashlib._Hash | None" = None
+) -> ReadAhead:
+    """Start reading a text file: reading, decompressing and splitting (I/O, ISA-L, Arrow's CSV
+    reader) run in a thread from now on, a few chunks ahead of where they are typed."""
+    width = layout.width if source.format is SourceFormat.csv else None
     chunks = read_chunks(
         str(source.path),
         source.compressed,
@@ -74,11 +86,7 @@ def typed_batches(
         width,
         fingerprint,
     )
-    # reading, decompressing and splitting (I/O, numpy, Arrow's CSV reader) run ahead in a thread
-    for relation, rows, position in prefetched(_prepared(chunk, width, limits) for chunk in chunks):
-        engine.register(relation, rows)
-        yield from engine.stream(split if relation == _FIELDS else exact, params)
-        on_progress(position)
+    return ReadAhead(_prepared(chunk, width, limits) for chunk in chunks)
 
 
 _FIELDS, _RECORDS = "csv_fields", "raw_records"
@@ -95,10 +103,11 @@ def _prepared(chunk: Chunk | Oversized, width: int | None, limits: ReadLimits) -
     return _RECORDS, record_table(chunk), chunk.position
 
 
-# Reading, parsing and encoding overlap only across chunks: a file gets at least
-# this many, unless that would make them tiny.
+# Reading, parsing and encoding overlap across chunks (and across files: the next
+# file is read ahead): a file gets at least this many, unless that would make them
+# small. Each chunk costs a query's fixed cost, about 10 ms: a small file is one chunk.
 _MIN_CHUNKS_PER_FILE = 4
-_MIN_CHUNK_BYTES = 1024 * 1024
+_MIN_CHUNK_BYTES = 8 * 1024 * 1024
 _GZIP_RATIO = 5  # text per compressed byte, about, for CSV and JSON events
 
 
