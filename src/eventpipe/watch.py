@@ -31,12 +31,14 @@ def watch(
     """Run a batch whenever new files appear; returns the last batch's result when stopped.
 
     Each batch is a run of its own (its own context, lock and engine). A batch's HTML
-    report is written at the first poll that finds nothing new, or on stopping: at
-    millions of events it takes seconds, which would hold back the next batch's gold.
+    report is written at the first poll that finds nothing new, or on stopping, in a
+    thread of its own: at millions of events it takes seconds, which would otherwise
+    hold back a file landing meanwhile (it reads a snapshot; a batch may commit beside it).
     """
     sources = sources or settings.sources
     seen: set[tuple[str, int, int]] = set()
     last, report_due = None, False
+    reporting: _BackgroundReport | None = None
     while not stop.is_set():
         found = {
             (str(f.path), f.size, f.mtime_ns)
@@ -49,12 +51,44 @@ def watch(
             on_batch(last)
             report_due = html_report
         elif report_due:
-            last, report_due = _with_report(settings, last, on_report), False
+            if reporting is not None:
+                reporting.finish()  # one report at a time: the previous batch's is done or nearly
+            reporting, report_due = _BackgroundReport(settings, last, on_report), False
         seen |= found  # a file whose content changed is reported once, not every poll
         stop.wait(interval)
+    if reporting is not None:
+        reported = reporting.finish()
+        last = reported if reported.run_id == last.run_id else last
     if report_due:
         last = _with_report(settings, last, on_report)
     return last
+
+
+class _BackgroundReport:
+    """A batch's HTML report, written in a thread while watching goes on."""
+
+    def __init__(
+        self, settings: Settings, result: RunResult, on_report: Callable[[ReportResult], None] | None
+    ) -> None:
+        self.result = result
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._write, args=(settings, on_report), name="eventpipe-report", daemon=True
+        )
+        self._thread.start()
+
+    def _write(self, settings: Settings, on_report: Callable[[ReportResult], None] | None) -> None:
+        try:
+            self.result = _with_report(settings, self.result, on_report)
+        except BaseException as error:  # raised where watching waits for the report
+            self._error = error
+
+    def finish(self) -> RunResult:
+        """Wait for the report; the batch's result with it."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.result
 
 
 def _with_report(
