@@ -327,25 +327,24 @@ def test_a_run_triggered_under_a_real_scheduler_builds_the_tables_and_records_th
 
 
 def _dag_known(database: Path) -> bool:
-    try:
-        with sqlite3.connect(database, timeout=5) as db:
-            return (
-                db.execute("SELECT count(*) FROM serialized_dag WHERE dag_id = 'event_stream'").fetchone()[0]
-                > 0
-            )
-    except sqlite3.OperationalError:  # not migrated that far yet, or locked for a moment
-        return False
+    found = _first_row(database, "SELECT count(*) FROM serialized_dag WHERE dag_id = 'event_stream'")
+    return bool(found and found[0])
 
 
 def _run_state(database: Path, run_id: str) -> str | None:
+    sql = "SELECT state FROM dag_run WHERE dag_id = 'event_stream' AND run_id = ?"
+    found = _first_row(database, sql, (run_id,))
+    return found[0] if found else None
+
+
+def _first_row(database: Path, sql: str, params: tuple = ()) -> tuple | None:
+    """The first row of ``sql`` on Airflow's database; None while it is not migrated that far
+    or locked for a moment."""
     try:
         with sqlite3.connect(database, timeout=5) as db:
-            found = db.execute(
-                "SELECT state FROM dag_run WHERE dag_id = 'event_stream' AND run_id = ?", (run_id,)
-            ).fetchone()
+            return db.execute(sql, params).fetchone()
     except sqlite3.OperationalError:
         return None
-    return found[0] if found else None
 
 
 def _task_states(database: Path, run_id: str) -> str:

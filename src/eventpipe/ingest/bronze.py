@@ -103,10 +103,15 @@ def ingest(
     began = time.perf_counter()
     settings, warehouse = ctx.settings, ctx.warehouse
     files = discover(sources if sources else settings.sources, warehouse=settings.warehouse)
-    target = _Target(warehouse, ctx.engine, warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
+    target = _Target(
+        warehouse,
+        ctx.engine,
+        warehouse.table(BRONZE_EVENTS),
+        warehouse.table(QUARANTINE),
+        ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes),
+    )
     ledger = Ledger(target.bronze, target.quarantine)
     results = []
-    limits = ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes)
     following: _Started | None = None
     try:
         for source, after in zip(files, [*files[1:], None], strict=True):
@@ -114,7 +119,7 @@ def ingest(
             if after is not None:
                 # the next file is read, decompressed and split while this one is typed,
                 # encoded and committed, so that the two cores stay busy across files
-                following = _start(after, ledger, settings, limits)
+                following = _start(after, ledger, settings, target.limits)
             progress.start_file(source)
             try:
                 result = _ingest_file(target, ledger, source, settings, progress.advance, started)
@@ -146,6 +151,7 @@ class _Target:
     engine: Engine
     bronze: DeltaTable
     quarantine: DeltaTable
+    limits: ReadLimits
 
 
 @dataclass(frozen=True)
@@ -200,8 +206,7 @@ def _read_new_file(
 ) -> FileResult:
     """Bronze and quarantine rows of a file bronze does not hold yet (by path, size and time)."""
     began = time.perf_counter()
-    if started is None:
-        _check_name(source)
+    _check_name(source)
     known = ledger.by_path.get(source.name)
     # a file known by its path is checked before it is read (it may have changed, and
     # would be read again on every run); a new one is fingerprinted while it is read
@@ -209,13 +214,16 @@ def _read_new_file(
     if fingerprint is not None and (skipped := _skipped(source, known, ledger, fingerprint)):
         return skipped
 
-    layout = started.layout if started else detect_layout(source, settings.columns)
+    if started is None:
+        layout, ahead = detect_layout(source, settings.columns), None
+        reading = new_fingerprint() if fingerprint is None else None
+    else:  # a new text file: nothing known of it, fingerprinted as it is read
+        layout, reading, ahead = started.layout, started.fingerprint, started.reading
     ingested_at = datetime.now(UTC)
-    reading = (started.fingerprint if started else new_fingerprint()) if fingerprint is None else None
     split = Split(spill_dir=target.warehouse.root / "_staging")
-    limits = ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes)
-    ahead = started.reading if started else None
-    rows = typed_batches(target.engine, source, layout, ingested_at, limits, on_progress, reading, ahead)
+    rows = typed_batches(
+        target.engine, source, layout, ingested_at, target.limits, on_progress, reading, ahead
+    )
     bronze = stage(target.bronze, BRONZE_SCHEMA, split.bronze_batches(rows), BRONZE_EVENTS.partition_by)
     if reading is not None:
         fingerprint = reading.hexdigest()
