@@ -12,7 +12,8 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 
 from eventpipe.engine import Engine
-from eventpipe.engine.delta import Written, write
+from eventpipe.engine.base import Relation
+from eventpipe.engine.delta import Staged, Written, stage, write
 from eventpipe.errors import MissingTableError, WarehouseError, WarehouseLockedError
 from eventpipe.fields import BRONZE_SCHEMA, QUALITY_RESULTS_SCHEMA, QUARANTINE_SCHEMA, RUNS_SCHEMA
 
@@ -162,29 +163,33 @@ class Warehouse:
     def replace(
         self,
         table: TableSpec,
-        rows: pa.RecordBatchReader,
+        rows: Relation | pa.RecordBatchReader,
         where: list[tuple[str, str, str]] | None = None,
         commit: CommitProperties | None = None,
     ) -> Written:
         """Replace the table's rows (those in the partitions ``where`` names) in one commit."""
-        schema = table.schema or rows.schema
-        target = self.table(table, schema)
-        return write(target, schema, rows.cast(schema), table.partition_by, commit, replace=where or [])
+        return self._staged(table, rows).commit(commit, replace=where or [])
 
     def append(
         self,
         table: TableSpec,
-        rows: pa.Table | pa.RecordBatchReader,
+        rows: Relation | pa.Table | pa.RecordBatchReader,
         commit: CommitProperties | None = None,
     ) -> Written:
         """Add ``rows`` to the table in one commit (made even with no rows, for ``commit``)."""
         if isinstance(rows, pa.Table) and rows.num_columns == 0:  # only the commit, on the table as it is
             target = self.table(table)
             return write(target, pa.schema(target.schema().to_arrow()), [], table.partition_by, commit)
+        return self._staged(table, rows).commit(commit)
+
+    def _staged(self, table: TableSpec, rows: Relation | pa.Table | pa.RecordBatchReader) -> Staged:
+        """``rows`` written as files of ``table`` (made with their schema if new), not yet committed."""
         schema = table.schema or rows.schema
         target = self.table(table, schema)
+        if isinstance(rows, Relation):  # written by the engine, where the rows are
+            return rows.stage(target, schema, table.partition_by)
         batches = rows.cast(schema).to_batches() if isinstance(rows, pa.Table) else rows.cast(schema)
-        return write(target, schema, batches, table.partition_by, commit)
+        return stage(target, schema, batches, table.partition_by)
 
     def reports(self) -> Path:
         """The folder of per-run JSON reports."""

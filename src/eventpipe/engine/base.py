@@ -4,13 +4,36 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
+from deltalake import DeltaTable
+
+from eventpipe.engine.delta import Staged
+
+
+class Relation(ABC):
+    """The result of a query, not computed yet: written where it is computed, never collected."""
+
+    @property
+    @abstractmethod
+    def schema(self) -> pa.Schema:
+        """The columns the query gives."""
+
+    @abstractmethod
+    def stage(self, table: DeltaTable, schema: pa.Schema, partition_by: tuple[str, ...]) -> Staged:
+        """Write the rows, cast to ``schema``, as files of ``table`` (hive partitions), not committed."""
 
 
 class Engine(ABC):
     """Runs SQL over named relations and reads and writes Delta tables."""
+
+    #: whether a window without PARTITION BY reads rows in the order of the query below it
+    #: (DuckDB streams them so): silver's SQL then sorts once, not once per window
+    ordered_windows: ClassVar[bool] = False
+    #: whether ingest reads each new file in a task of the engine's (``read_in_tasks``), away
+    #: from this process, rather than here
+    reads_files_in_tasks: ClassVar[bool] = False
 
     @abstractmethod
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
@@ -44,6 +67,10 @@ class Engine(ABC):
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, batch_rows: int = 122_880
     ) -> pa.RecordBatchReader:
         """Run ``sql`` and stream its result as Arrow record batches."""
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Relation:
+        """``sql``'s rows, to be written to a table (see ``Warehouse.replace``)."""
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
         """Run a statement for its effect (creating a temporary table, say)."""

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -102,6 +102,21 @@ class Staged:
     def discard(self) -> None:
         for path, _, _ in self.files:
             path.unlink(missing_ok=True)
+
+    def grouped_by(self, column: str) -> dict[object, "Staged"]:
+        """The files grouped by the value of ``column`` in them, each holding one (read from the footers)."""
+        groups: dict[object, list] = {}
+        for path, values, metadata in self.files:
+            index = metadata.schema.to_arrow_schema().get_field_index(column)
+            found = {
+                (stats.min, stats.max)
+                for group in range(metadata.num_row_groups)
+                if (stats := metadata.row_group(group).column(index).statistics) is not None
+            }
+            if len(found) != 1 or len({*next(iter(found))}) != 1:
+                raise ValueError(f"{path} holds more than one {column}, or does not say which")
+            groups.setdefault(next(iter(found))[0], []).append((path, values, metadata))
+        return {value: replace(self, files=files) for value, files in groups.items()}
 
 
 def stage(

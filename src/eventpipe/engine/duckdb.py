@@ -10,7 +10,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from eventpipe.engine.base import Engine
+from eventpipe.engine.base import Engine, Relation
+from eventpipe.engine.delta import Staged, stage
 from eventpipe.errors import ResourceError
 
 
@@ -21,6 +22,8 @@ class DuckDBEngine(Engine):
     past the memory limit, DuckDB spills to ``spill_to``. ``keep_order`` keeps
     the order of rows through a query.
     """
+
+    ordered_windows = True
 
     #: connections opened by this process (a run opens one; tests and logs count them)
     opened: ClassVar[int] = 0
@@ -48,6 +51,8 @@ class DuckDBEngine(Engine):
         # Ingestion relies on scan order (line numbers stay with their rows);
         # transformations do not, and without it DuckDB needs far less memory.
         self.con.execute(f"SET preserve_insertion_order = {str(keep_order).lower()}")
+        # a double's shortest round-trip text (1e-07, 100.0); the Spark engine defines the same
+        self.con.execute("CREATE TEMP MACRO canonical_double(x) AS CAST(CAST(x AS DOUBLE) AS VARCHAR)")
 
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
         self.con.register(name, data)
@@ -100,6 +105,9 @@ class DuckDBEngine(Engine):
         # running the next statement (DuckDB refuses otherwise).
         return self.con.sql(sql, params=_referenced(sql, params)).to_arrow_reader(batch_rows)
 
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Relation:
+        return _Streamed(self.stream(sql, params))
+
     @contextmanager
     def translated_errors(self) -> Iterator[None]:
         """Turn DuckDB running out of memory (however it surfaces) into a ResourceError."""
@@ -127,6 +135,20 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+
+
+class _Streamed(Relation):
+    """A DuckDB result streamed through this process into Parquet files as it is computed."""
+
+    def __init__(self, rows: pa.RecordBatchReader) -> None:
+        self.rows = rows
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.rows.schema
+
+    def stage(self, table: DeltaTable, schema: pa.Schema, partition_by: tuple[str, ...]) -> Staged:
+        return stage(table, schema, self.rows.cast(schema), partition_by)
 
 
 def _referenced(sql: str, params: Sequence[Any] | Mapping[str, Any] | None):

@@ -107,12 +107,12 @@ def increment(
     }
     written = {}
     for table, (statement, params) in statements.items():
-        written[table] = warehouse.replace(table, engine.stream(statement, params), commit=marked(record))
+        written[table] = warehouse.replace(table, engine.query(statement, params), commit=marked(record))
     if session_dates:
         statement, params = sql.session_step_times(settings.funnel_steps, "day_sessions", "session_events")
         written[FUNNEL_SESSIONS] = warehouse.replace(
             FUNNEL_SESSIONS,
-            engine.stream(statement, params),
+            engine.query(statement, params),
             where=[("session_date", "in", sorted(session_dates))],
             commit=marked(record),
         )

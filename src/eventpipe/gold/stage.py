@@ -113,7 +113,7 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
         DAILY_METRICS: sql.daily_metrics(settings.revenue_type),
     }
     for table, (statement, params) in statements.items():
-        warehouse.replace(table, engine.stream(statement, params), commit=marked(inputs))
+        warehouse.replace(table, engine.query(statement, params), commit=marked(inputs))
     warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
     _write_from_user_funnel(warehouse, engine, settings, inputs)
 
@@ -123,7 +123,7 @@ def _write_from_user_funnel(warehouse: Warehouse, engine: Engine, settings: Sett
     by_type, params = sql.events_by_type(settings.event_types)
     return {
         EVENTS_BY_TYPE: warehouse.replace(
-            EVENTS_BY_TYPE, engine.stream(by_type, params), commit=marked(inputs)
+            EVENTS_BY_TYPE, engine.query(by_type, params), commit=marked(inputs)
         ),
         FUNNEL: _write_funnel(warehouse, engine, settings, inputs),
     }
@@ -131,4 +131,4 @@ def _write_from_user_funnel(warehouse: Warehouse, engine: Engine, settings: Sett
 
 def _write_funnel(warehouse: Warehouse, engine: Engine, settings: Settings, inputs: dict):
     statement, params = sql.funnel(settings.funnel_steps)
-    return warehouse.replace(FUNNEL, engine.stream(statement, params), commit=marked(inputs))
+    return warehouse.replace(FUNNEL, engine.query(statement, params), commit=marked(inputs))
