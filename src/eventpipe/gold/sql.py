@@ -166,7 +166,8 @@ def funnel(steps: list[str]) -> tuple[str, dict]:
     for level, entities in (("session", "funnel_sessions"), ("user", users)):
         # one pass over the entities for all steps; MATERIALIZED, so it is not repeated per step
         per_step = ", ".join(
-            f"count({at[k - 1]}) AS entered_{k}, median(epoch({at[k - 1]} - {at[k - 2]})) AS median_{k}"
+            f"count({at[k - 1]}) AS entered_{k}, "
+            f"median((epoch_us({at[k - 1]}) - epoch_us({at[k - 2]})) / 1e6) AS median_{k}"
             for k in range(2, len(steps) + 1)
         )
         figures.append(

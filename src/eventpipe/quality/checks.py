@@ -161,9 +161,9 @@ SELECT * FROM steps WHERE entered > entered_previous_step
 
 _FRESHNESS = """
 SELECT max(event_time) AS newest_event, $now::TIMESTAMPTZ AS checked_at,
-    (epoch($now::TIMESTAMPTZ) - epoch(max(event_time))) / 3600 AS age_hours
+    (epoch_us($now::TIMESTAMPTZ) - epoch_us(max(event_time))) / 3600e6 AS age_hours
 FROM silver_events  -- all of it: the newest event may be one the run did not touch
-HAVING epoch($now::TIMESTAMPTZ) - epoch(max(event_time)) > $freshness_hours * 3600
+HAVING epoch_us($now::TIMESTAMPTZ) - epoch_us(max(event_time)) > $freshness_hours * 3600e6
 """
 
 # The newest day against the average of the (up to) seven days before it that have events.
@@ -234,7 +234,7 @@ _SCHEMA_DRIFT = """
 WITH ordered AS (
     SELECT path, columns, lag(columns) OVER (ORDER BY position) AS previous_columns
     FROM ingested_files
-    WHERE len(columns) > 0  -- files ingested before columns were recorded are unknown
+    WHERE array_length(columns) > 0  -- files ingested before columns were recorded are unknown
 )
 SELECT path AS file,
     list_filter(columns, lambda c: NOT list_contains(previous_columns, c)) AS appeared,

@@ -13,6 +13,7 @@ bronze rows are recomputed too. Each table changes in one commit.
 from datetime import UTC, date, datetime, time, timedelta
 
 from eventpipe.engine import Engine
+from eventpipe.fields import QUARANTINE_SCHEMA
 from eventpipe.silver import sql
 from eventpipe.silver.increment import rewrite_partitions
 from eventpipe.sql import date_literal
@@ -38,9 +39,10 @@ def rebuild_dates(
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, QUARANTINE))
     _bronze_between(engine, first, last)
     # the silver quarantine rows of the range's bronze rows, judged again; the others as they are
-    rejects = engine.stream(
-        f"{sql.REJECTED} UNION ALL BY NAME "
-        "SELECT * FROM quarantine AS q WHERE stage = 'silver' AND NOT EXISTS ("
+    rejects = engine.query(
+        f"{sql.REJECTED} UNION ALL "  # REJECTED gives the quarantine's columns, in its order
+        f"SELECT {', '.join(QUARANTINE_SCHEMA.names)} FROM quarantine AS q "
+        "WHERE stage = 'silver' AND NOT EXISTS ("
         "SELECT 1 FROM bronze_events AS b "
         "WHERE b._source_file = q._source_file AND b._source_line = q._source_line)",
         params,
@@ -106,8 +108,9 @@ def _sessionize_chains(
             "CREATE OR REPLACE TEMP TABLE event_rows AS " + sql.VALID,
             params,
         )
+        events_sql = sql.events(max_session_length, engine.ordered_windows)
         engine.execute(
-            f"CREATE OR REPLACE TEMP TABLE window_events AS {sql.events(max_session_length)}",
+            f"CREATE OR REPLACE TEMP TABLE window_events AS {events_sql}",
             {**params, **sql.expose_source_files(engine, "event_rows")},
         )
         engine.execute(_CHAINS, {**params, "from": _midnight(first), "until": _midnight(last + _DAY)})

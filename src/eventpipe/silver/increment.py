@@ -50,7 +50,7 @@ def increment(
     quarantine = warehouse.table(QUARANTINE)
     if (quarantine.transaction_version(REJECTS_APPLIED) or -1) < bronze_version:  # not twice after a kill
         warehouse.append(
-            QUARANTINE, engine.stream(sql.REJECTED, params), commit=applying(REJECTS_APPLIED, bronze_version)
+            QUARANTINE, engine.query(sql.REJECTED, params), commit=applying(REJECTS_APPLIED, bronze_version)
         )
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM ({sql.VALID})", params)
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
@@ -60,8 +60,8 @@ def increment(
         CREATE OR REPLACE TEMP TABLE touched AS
         SELECT s.session_id, s.session_date
         FROM sessions AS s JOIN (
-            SELECT user_id, min(event_time) - to_microseconds($timeout_us) AS cutoff FROM new_rows GROUP BY 1
-        ) AS n ON s.user_id = n.user_id AND s.session_end >= n.cutoff
+            SELECT user_id, min(epoch_us(event_time)) - $timeout_us AS cutoff_us FROM new_rows GROUP BY 1
+        ) AS n ON s.user_id = n.user_id AND epoch_us(s.session_end) >= n.cutoff_us
         """,
         params,
     )
@@ -78,7 +78,7 @@ def increment(
     )
     params = {**params, **sql.expose_source_files(engine, "event_rows")}
     engine.execute(
-        f"CREATE OR REPLACE TEMP TABLE new_events AS {sql.events(max_session_length=False)}", params
+        f"CREATE OR REPLACE TEMP TABLE new_events AS {sql.events(False, engine.ordered_windows)}", params
     )
     sessions_sql, sessions_params = sql.sessions(settings.event_types, settings.revenue_type)
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_sessions AS {sessions_sql}", sessions_params)
@@ -132,7 +132,7 @@ def rewrite_partitions(
         return warehouse.append(table, pa.table({}), commit=marked(record))
     columns = ", ".join(pa.schema(warehouse.table(table).schema().to_arrow()).names)
     # the dates as literals, so that only their partitions are read
-    rows = engine.stream(
+    rows = engine.query(
         f"""
         SELECT {columns} FROM {table.view} AS old
         WHERE {date_in(partition, {d.isoformat() for d in dates})} AND {kept}

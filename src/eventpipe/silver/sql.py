@@ -39,9 +39,10 @@ REJECTED = f"""
 SELECT
     _source_file,
     _source_line,
+    -- the time and the price as texts that every engine writes alike
     to_json(struct_pack(
-        event_time, event_type, product_id, category_id, category_code, brand, price,
-        user_id, user_session
+        event_time := strftime(event_time, '%Y-%m-%d %H:%M:%S.%f'), event_type, product_id, category_id,
+        category_code, brand, price := canonical_double(price), user_id, user_session
     ))::VARCHAR AS raw_record,
     'silver' AS stage,
     reason,
@@ -62,36 +63,48 @@ WHERE reason IS NULL
 # Silver events from ``event_rows`` (valid rows, each standing for ``_copies`` records:
 # 1 for a bronze row, more for a silver event being recomputed).
 #
-# One sort does all the work. Rows are ordered by user, time and content id, so a
-# user's events are adjacent and in time order, and copies of one event are adjacent;
-# the windows that follow read that order as it streams past (``OVER ()``: no
-# partition, no second sort), which is why they must stay in the subquery's order.
-# A copy group's last row in that order is the one kept: it has the smallest
-# (file, line), where the event was first seen. Ties in time are ordered by
-# event_id, so the same events always give the same sessions, whatever order they
-# arrived in; a session's id hashes the user and its first event's id.
-_ORDERED = """
-WITH identified AS (
-    -- the file as its place among the files (in name order): a small number is far cheaper
-    -- to sort and carry than a path
-    SELECT r.* EXCLUDE (_source_file), f.file_index,
-        md5(concat_ws(chr(31),
+# Rows are ordered by user, time and content id, so a user's events are adjacent and
+# in time order, and copies of one event are adjacent. A copy group's last row in that
+# order is the one kept: it has the smallest (file, line), where the event was first
+# seen. Ties in time are ordered by event_id, so the same events always give the same
+# sessions, whatever order they arrived in; a session's id hashes the user and its
+# first event's id.
+#
+# On an engine whose windows read rows in the order of the query below them (DuckDB),
+# one sort does all the work: the windows read that order as it streams past
+# (``OVER ()``: no partition, no second sort). Elsewhere (Spark) each window is the
+# user's events in that order. Both give the same rows: every window value is relative
+# to the user's first row, which starts a visit and a copy group either way.
+_BY_USER = "PARTITION BY user_id ORDER BY event_time, event_id, file_index DESC, _source_line DESC"
+
+# The event's content as one text that every engine writes byte for byte: integers and
+# strings as they are, the time as microseconds, the price as its shortest round-trip text.
+_EVENT_ID = """md5(concat_ws(chr(31),
             epoch_us(event_time)::VARCHAR, event_type,
             coalesce(product_id::VARCHAR, chr(30)), coalesce(category_id::VARCHAR, chr(30)),
             coalesce(category_code, chr(30)), coalesce(brand, chr(30)),
-            coalesce(price::VARCHAR, chr(30)), user_id::VARCHAR, coalesce(user_session, chr(30))
-        )) AS event_id
-    FROM {rows} AS r JOIN source_files AS f USING (_source_file)
+            coalesce(canonical_double(price), chr(30)), user_id::VARCHAR, coalesce(user_session, chr(30))
+        ))"""
+
+_ORDERED = f"""
+WITH identified AS (
+    -- the file as its place among the files (in name order): a small number is far cheaper
+    -- to sort and carry than a path
+    SELECT r.event_time, r.event_type, r.product_id, r.category_id, r.category_code, r.brand, r.price,
+        r.user_id, r.user_session, r._source_line, r._copies, f.file_index,
+        {_EVENT_ID} AS event_id
+    FROM {{rows}} AS r JOIN source_files AS f ON r._source_file = f._source_file
 ), ordered AS (
     SELECT * FROM identified
-    ORDER BY user_id, event_time, event_id, file_index DESC, _source_line DESC
+    {{order}}
 ), flagged AS (
     SELECT *,
-        event_id IS DISTINCT FROM lag(event_id) OVER () AS first_copy,
-        event_id IS DISTINCT FROM lead(event_id) OVER () AS last_copy,
-        sum(_copies) OVER (ROWS UNBOUNDED PRECEDING) AS copies_so_far,
-        user_id IS DISTINCT FROM lag(user_id) OVER ()
-            OR epoch_us(event_time) - lag(epoch_us(event_time)) OVER () > $timeout_us AS starts_visit
+        event_id IS DISTINCT FROM lag(event_id) OVER ({{window}}) AS first_copy,
+        event_id IS DISTINCT FROM lead(event_id) OVER ({{window}}) AS last_copy,
+        sum(_copies) OVER ({{window}} ROWS UNBOUNDED PRECEDING) AS copies_so_far,
+        user_id IS DISTINCT FROM lag(user_id) OVER ({{window}})
+            OR epoch_us(event_time) - lag(epoch_us(event_time)) OVER ({{window}}) > $timeout_us
+            AS starts_visit
     FROM ordered
 )"""
 
@@ -103,10 +116,10 @@ _SESSIONS_ARE_VISITS = """, starts AS (
 _SESSIONS_ARE_PIECES_OF_VISITS = """, visits AS (
     SELECT *,
         (epoch_us(event_time) - last_value(CASE WHEN starts_visit THEN epoch_us(event_time) END IGNORE NULLS)
-            OVER (ROWS UNBOUNDED PRECEDING)) // $max_session_us AS piece
+            OVER ({window} ROWS UNBOUNDED PRECEDING)) // $max_session_us AS piece
     FROM flagged
 ), starts AS (
-    SELECT *, starts_visit OR piece <> lag(piece) OVER () AS starts_session
+    SELECT *, starts_visit OR piece <> lag(piece) OVER ({window}) AS starts_session
     FROM visits
 )"""
 
@@ -114,9 +127,9 @@ _SELECT_EVENTS = """, grouped AS (
     SELECT *,
         -- the records before this copy group: what the running count held before its first row
         last_value(CASE WHEN first_copy THEN copies_so_far - _copies END IGNORE NULLS)
-            OVER (ROWS UNBOUNDED PRECEDING) AS copies_before,
+            OVER ({window} ROWS UNBOUNDED PRECEDING) AS copies_before,
         last_value(CASE WHEN starts_session THEN md5(user_id::VARCHAR || ':' || event_id) END IGNORE NULLS)
-            OVER (ROWS UNBOUNDED PRECEDING) AS session_id
+            OVER ({window} ROWS UNBOUNDED PRECEDING) AS session_id
     FROM starts
 )
 SELECT
@@ -133,17 +146,20 @@ WHERE last_copy
 """
 
 
-def events(max_session_length: bool, rows: str = "event_rows") -> str:
+def events(max_session_length: bool, ordered_windows: bool, rows: str = "event_rows") -> str:
     """Silver events of the relation ``rows``; with ``max_session_length``, uses ``$max_session_us``.
+    ``ordered_windows``: the engine's windows read rows in the order of the query below them.
 
     Also reads ``source_files`` (``_source_file``, ``file_index``: every file of ``rows``,
     numbered from 1 in name order) and ``$source_files`` (the same names as a list);
     :func:`expose_source_files` gives both.
     """
     sessions = _SESSIONS_ARE_PIECES_OF_VISITS if max_session_length else _SESSIONS_ARE_VISITS
-    return (
-        _ORDERED.format(rows=rows) + sessions + _SELECT_EVENTS.replace("{event_date}", utc_date("event_time"))
-    )
+    window = "" if ordered_windows else _BY_USER
+    order = "ORDER BY user_id, event_time, event_id, file_index DESC, _source_line DESC"
+    statement = _ORDERED.format(rows=rows, order=order if ordered_windows else "", window=window)
+    statement += sessions + _SELECT_EVENTS.replace("{event_date}", utc_date("event_time"))
+    return statement.replace("{window}", window)
 
 
 def expose_source_files(engine: Engine, relation: str) -> dict:

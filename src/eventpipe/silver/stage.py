@@ -105,21 +105,20 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
     }
     rejected = warehouse.replace(
         QUARANTINE,
-        engine.stream(sql.REJECTED, params),
+        engine.query(sql.REJECTED, params),
         where=[("stage", "=", STAGE)],
         commit=applying(REJECTS_APPLIED, inputs["bronze"]),
     )
-    events_sql = sql.events(settings.max_session_minutes is not None, rows=f"({sql.VALID})")
+    max_session_length = settings.max_session_minutes is not None
+    events_sql = sql.events(max_session_length, engine.ordered_windows, f"({sql.VALID})")
     params |= sql.expose_source_files(engine, BRONZE_EVENTS.view)
     # both commits record what silver was built from; sessions, the last, completes it
-    events = warehouse.replace(SILVER_EVENTS, engine.stream(events_sql, params), commit=marked(record))
+    events = warehouse.replace(SILVER_EVENTS, engine.query(events_sql, params), commit=marked(record))
     warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
     sessions_sql, sessions_params = sql.sessions(
         settings.event_types, settings.revenue_type, SILVER_EVENTS.view
     )
-    sessions = warehouse.replace(
-        SESSIONS, engine.stream(sessions_sql, sessions_params), commit=marked(record)
-    )
+    sessions = warehouse.replace(SESSIONS, engine.query(sessions_sql, sessions_params), commit=marked(record))
     duplicates = engine.scalar(f"SELECT coalesce(sum(duplicates), 0)::BIGINT FROM {SILVER_EVENTS.view}")
     reasons = _quarantined_by_reason(engine)
     return SilverResult(
@@ -175,7 +174,7 @@ def rebuild_silver_dates(ctx: RunContext, first: date | None, last: date | None)
 
 
 # Raised when silver's tables change shape, so that a warehouse built before is built again.
-_LAYOUT = 3
+_LAYOUT = 4
 
 
 def _rules(settings: Settings) -> dict:
