@@ -14,6 +14,7 @@ from deltalake import DeltaTable
 from eventpipe.engine import create_engine
 from eventpipe.generate import generate_files
 from eventpipe.gold import sql as gold_sql
+from eventpipe.settings import Settings
 
 from .conftest import run_cli
 
@@ -159,7 +160,7 @@ def test_daily_means_do_not_depend_on_the_order_sessions_are_read_in():
             }
         )
     results = []
-    with create_engine("1GB") as engine:
+    with create_engine(Settings(memory_limit="1GB")) as engine:
         for _ in range(4):
             chance.shuffle(sessions)
             engine.register("shuffled_sessions", pa.Table.from_pylist(sessions))

@@ -51,7 +51,7 @@ def open_run(
     now = now or datetime.now(UTC)
     with (
         warehouse.lock(),
-        create_engine(settings.memory_limit, warehouse.scratch()) as engine,
+        create_engine(settings, warehouse.scratch()) as engine,
         engine.translated_errors(),
     ):
         continuing = before is not None
@@ -71,5 +71,5 @@ def open_reader(settings: Settings, *, sealed: bool = False) -> Iterator[tuple[W
     """The warehouse and an engine for a command that only reads (query, export, report, status);
     no lock is taken. ``sealed``: the engine can read no file by name (for user SQL)."""
     warehouse = Warehouse.open(settings.warehouse, create=False)
-    with create_engine(settings.memory_limit, warehouse.scratch(), sealed=sealed) as engine:
+    with create_engine(settings, warehouse.scratch(), sealed=sealed, local=True) as engine:
         yield warehouse, engine

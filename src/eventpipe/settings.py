@@ -140,6 +140,17 @@ class Settings(BaseSettings):
     memory_limit: str = "1GB"
     """Memory DuckDB may use before it spills to the warehouse's _tmp folder."""
 
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    """What runs the transformations: DuckDB on this machine, or Apache Spark
+    (``pip install 'eventpipe[spark]'``) on ``spark_master``."""
+
+    spark_master: str = "local[*]"
+    """The Spark master the ``spark`` engine connects to: ``local[*]``, ``spark://host:7077``, ``yarn``..."""
+
+    spark: dict[str, str] = Field(default_factory=dict)
+    """Spark configuration passed through as is (``[spark]`` in eventpipe.toml),
+    e.g. ``{"spark.executor.memory" = "4g"}``."""
+
     read_chunk_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024, le=1024**3)
     """Bytes of raw text parsed per batch; bounds ingest memory."""
 

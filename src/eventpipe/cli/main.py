@@ -37,6 +37,21 @@ WarehouseOption = Annotated[
 ]
 
 
+class EngineName(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    EngineName | None,
+    typer.Option("--engine", help="What runs the transformations (default: settings, else duckdb)."),
+]
+
+
+def _engine(engine: EngineName | None) -> str | None:
+    return engine.value if engine else None
+
+
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
@@ -85,6 +100,7 @@ def ingest(
     config: ConfigOption = None,
     json: JsonOption = False,
     quiet: QuietOption = False,
+    engine: EngineOption = None,
 ) -> None:
     """Ingest new raw files into bronze; files ingested before are skipped.
 
@@ -93,7 +109,7 @@ def ingest(
     from eventpipe.context import open_run
     from eventpipe.ingest import ingest as run_ingest
 
-    settings = Settings.load(config, warehouse=warehouse, sources=source or None)
+    settings = Settings.load(config, warehouse=warehouse, sources=source or None, engine=_engine(engine))
     with console.progress(quiet) as progress, open_run(settings) as ctx:
         result = run_ingest(ctx, progress=progress)
     console.print_ingest_summary(result)
@@ -135,6 +151,7 @@ def silver(
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
     json: JsonOption = False,
+    engine: EngineOption = None,
 ) -> None:
     """Rebuild silver events, sessions and the silver quarantine from bronze.
 
@@ -143,7 +160,8 @@ def silver(
     from eventpipe.context import open_run
     from eventpipe.silver import build_silver
 
-    with open_run(Settings.load(config, warehouse=warehouse), create=False) as ctx:
+    settings = Settings.load(config, warehouse=warehouse, engine=_engine(engine))
+    with open_run(settings, create=False) as ctx:
         result = build_silver(ctx)
     console.print_silver_summary(result)
     if json:
@@ -155,6 +173,7 @@ def gold(
     warehouse: WarehouseOption = None,
     config: ConfigOption = None,
     json: JsonOption = False,
+    engine: EngineOption = None,
 ) -> None:
     """Rebuild every gold table from silver.
 
@@ -163,7 +182,8 @@ def gold(
     from eventpipe.context import open_run
     from eventpipe.gold import build_gold
 
-    with open_run(Settings.load(config, warehouse=warehouse), create=False) as ctx:
+    settings = Settings.load(config, warehouse=warehouse, engine=_engine(engine))
+    with open_run(settings, create=False) as ctx:
         result = build_gold(ctx)
     console.print_gold_summary(result)
     if json:
@@ -190,6 +210,7 @@ def run(
         bool, typer.Option("--watch", help="Keep polling the sources; run each new set of files as a batch.")
     ] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls with --watch.")] = 1.0,
+    engine: EngineOption = None,
 ) -> None:
     """Ingest new files, rebuild silver and gold, and check each layer: the whole pipeline.
 
@@ -201,7 +222,7 @@ def run(
     from eventpipe.context import open_run
     from eventpipe.pipeline import run as run_pipeline
 
-    settings = Settings.load(config, warehouse=warehouse, sources=source or None)
+    settings = Settings.load(config, warehouse=warehouse, sources=source or None, engine=_engine(engine))
 
     def finish(result: RunResult) -> None:
         _finish_run(result, json)
@@ -265,6 +286,7 @@ def rebuild(
     config: ConfigOption = None,
     json: JsonOption = False,
     report: ReportFlag = True,
+    engine: EngineOption = None,
     first: Annotated[
         datetime | None,
         typer.Option("--from", formats=["%Y-%m-%d"], help="Only events dated from this day (UTC) on."),
@@ -287,7 +309,7 @@ def rebuild(
 
     if first and last and first > last:
         raise typer.BadParameter(f"{first:%Y-%m-%d} is after --to {last:%Y-%m-%d}", param_hint="--from")
-    settings = Settings.load(config, warehouse=warehouse)
+    settings = Settings.load(config, warehouse=warehouse, engine=_engine(engine))
     dates = None
     if first or last:
         dates = (first.date() if first else None, last.date() if last else None)

@@ -82,7 +82,7 @@ def run_checks(ctx: RunContext, layers: tuple[str, ...] = LAYERS, figures: bool 
     results = [_run_check(engine, c, params, missing, bindings) for c in checks if not c.sandboxed]
     sandboxed = [c for c in checks if c.sandboxed]
     if sandboxed:
-        with create_engine(settings.memory_limit, sealed=True) as sandbox:
+        with create_engine(settings, sealed=True) as sandbox:
             warehouse.expose(sandbox)
             sandbox.register("ingested_files", _ingested_files(warehouse))
             results += [_run_check(sandbox, c, params, missing, {}) for c in sandboxed]
