@@ -111,6 +111,28 @@ def ingest(
         ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes),
     )
     ledger = Ledger(target.bronze, target.quarantine)
+    if ctx.engine.reads_files_in_tasks:
+        results = _ingest_in_tasks(target, ledger, files, settings, progress)
+    else:
+        results = _ingest_here(target, ledger, files, settings, progress)
+    warnings = [
+        f"{r.path}: {r.status}; {r.note}"
+        for r in results
+        if r.status in (FileStatus.changed, FileStatus.failed)
+    ]
+    return IngestResult(
+        results,
+        time.perf_counter() - began,
+        target.bronze.version(),
+        target.quarantine.version(),
+        warnings,
+    )
+
+
+def _ingest_here(
+    target: "_Target", ledger: Ledger, files: list[SourceFile], settings: Settings, progress: Progress
+) -> list["FileResult"]:
+    """Read and commit the files one after the other in this process."""
     results = []
     following: _Started | None = None
     try:
@@ -131,18 +153,39 @@ def ingest(
     finally:
         if following is not None:
             following.reading.close()
-    warnings = [
-        f"{r.path}: {r.status}; {r.note}"
-        for r in results
-        if r.status in (FileStatus.changed, FileStatus.failed)
-    ]
-    return IngestResult(
-        results,
-        time.perf_counter() - began,
-        target.bronze.version(),
-        target.quarantine.version(),
-        warnings,
-    )
+    return results
+
+
+def _ingest_in_tasks(
+    target: "_Target", ledger: Ledger, files: list[SourceFile], settings: Settings, progress: Progress
+) -> list["FileResult"]:
+    """Read the new files in tasks of the engine (one per file), then commit them in order."""
+    from eventpipe.ingest.tasks import ingest_in_tasks, task_for
+
+    decided: dict[str, FileResult] = {}
+    work = []
+    for source in files:
+        known = ledger.by_path.get(source.name)
+        if known and (known.size, known.mtime_ns) == (source.size, source.mtime_ns):
+            decided[source.name] = FileResult(source.name, FileStatus.already_ingested)
+            continue
+        try:
+            _check_name(source)
+            layout = detect_layout(source, settings.columns)
+        except SourceError as error:
+            decided[source.name] = FileResult(source.name, FileStatus.failed, note=str(error))
+            continue
+        except (OSError, EOFError) as error:
+            decided[source.name] = FileResult(source.name, FileStatus.failed, note=unreadable(source, error))
+            continue
+        work.append((source, layout, task_for(source, layout, target.limits, settings.memory_limit)))
+    if work:
+        decided |= {r.path: r for r in ingest_in_tasks(target, ledger, work)}
+    results = [decided[source.name] for source in files]
+    for source, result in zip(files, results, strict=True):  # all read by now
+        progress.start_file(source)
+        progress.end_file(result)
+    return results
 
 
 @dataclass(frozen=True)
