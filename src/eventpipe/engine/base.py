@@ -34,6 +34,8 @@ class Engine(ABC):
     #: whether ingest reads each new file in a task of the engine's (``read_in_tasks``), away
     #: from this process, rather than here
     reads_files_in_tasks: ClassVar[bool] = False
+    #: whether queries may run from several threads at once
+    concurrent_queries: ClassVar[bool] = False
 
     @abstractmethod
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:

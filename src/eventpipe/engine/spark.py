@@ -61,6 +61,7 @@ class SparkEngine(Engine):
     """
 
     reads_files_in_tasks = True
+    concurrent_queries = True
 
     def __init__(self, master: str, conf: Mapping[str, str] | None = None) -> None:
         # PySpark warns, whenever it loads pandas, that it does not test pandas 3; eventpipe gives

@@ -3,6 +3,8 @@
 import json
 import re
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -79,7 +81,8 @@ def run_checks(ctx: RunContext, layers: tuple[str, ...] = LAYERS, figures: bool 
     engine.register("ingested_files", _ingested_files(warehouse))
     bindings = {} if missing else _bindings(engine, warehouse, ctx.changes)
     params["newest_before"] = ctx.changes.newest_before if bindings else None
-    results = [_run_check(engine, c, params, missing, bindings) for c in checks if not c.sandboxed]
+    built_in = [c for c in checks if not c.sandboxed]
+    results = _each(lambda c: _run_check(engine, c, params, missing, bindings), built_in, engine)
     sandboxed = [c for c in checks if c.sandboxed]
     if sandboxed:
         with create_engine(settings, sealed=True) as sandbox:
@@ -105,6 +108,18 @@ _SLICES = {
     "sessions": "(SELECT * FROM sessions WHERE {session_dates})",
     "user_funnel": "(SELECT * FROM user_funnel WHERE user_id IN (SELECT user_id FROM checked_bronze_rows))",
 }
+
+
+def _each(run: Callable[[Check], CheckResult], checks: list[Check], engine: Engine) -> list[CheckResult]:
+    """``run`` on every check, in order; several at once on an engine that takes concurrent
+    queries (each of Spark's small queries waits mostly on scheduling, not on work)."""
+    if not engine.concurrent_queries:
+        return [run(c) for c in checks]
+    with ThreadPoolExecutor(max_workers=_CONCURRENT_CHECKS, thread_name_prefix="eventpipe-check") as pool:
+        return list(pool.map(run, checks))
+
+
+_CONCURRENT_CHECKS = 4
 
 
 def _bindings(engine: Engine, warehouse: Warehouse, changes: Changes | None) -> dict[str, str]:
