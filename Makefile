@@ -7,14 +7,14 @@ DEMO_EVENTS ?= 1000000
 # Debian's Chromium for the report's browser tests; sudo unless we are root
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test lint bench clean
+.PHONY: setup browser java demo test lint bench clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,airflow]'
+	$(BIN)/pip install --quiet -e '.[test,airflow,spark]'
 	touch $@
 
 # The main job on realistic data: a month of dirty events, one gzip file per day,
@@ -34,7 +34,12 @@ browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: setup lint browser
+# Java for the Spark engine's tests (PySpark starts a JVM)
+java:
+	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
+test: setup lint browser java
 	$(BIN)/pytest
 
 bench: setup

@@ -1,6 +1,8 @@
 """Shared fixtures: isolated settings, real warehouses in temporary folders, the real sample."""
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,26 @@ def isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("EVENTPIPE_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+def spark_missing() -> str | None:
+    """Why the Spark engine cannot run here, or None when it can."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "PySpark is not installed (pip install -e '.[spark]')"
+    if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
+        return "no Java here (make test installs openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(params=["duckdb", "spark"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The engine a test runs on, for every command and stage it runs (by EVENTPIPE_ENGINE)."""
+    if request.param == "spark":
+        if reason := spark_missing():
+            pytest.skip(reason)
+        monkeypatch.setenv("EVENTPIPE_SPARK_MASTER", "local[2]")
+    monkeypatch.setenv("EVENTPIPE_ENGINE", request.param)
+    return request.param
 
 
 @pytest.fixture

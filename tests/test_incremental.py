@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -59,31 +59,36 @@ def one_run(tmp: Path, paths: list[str]) -> dict:
     return warehouse_rows(settings.warehouse)
 
 
-@hypothesis_settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    files=st.lists(st.lists(event_lines, min_size=1, max_size=15), min_size=2, max_size=5),
-    order=st.randoms(use_true_random=False),
-    duplicated=st.booleans(),
-)
-def test_runs_over_files_in_any_order_equal_one_run(tmp_path_factory, files, order, duplicated):
-    if duplicated:  # the same events again in a later file
-        files = [*files, files[0][: max(1, len(files[0]) // 2)]]
-    tmp = tmp_path_factory.mktemp("incremental")
-    paths = write_files(tmp / "landing", files, distinct=True)
-    expected = one_run(tmp, paths)
+# a Spark run of a few events takes seconds, not tens of milliseconds
+EXAMPLES = {"duckdb": 8, "spark": 2}
 
-    settings = Settings.load(warehouse=tmp / "incremental")
-    arrival = paths[:]
-    order.shuffle(arrival)
-    cuts = sorted(order.sample(range(1, len(arrival)), order.randint(0, len(arrival) - 1)))
-    results = [
-        run(settings, batch, now=NOW)
-        for batch in (arrival[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrival)], strict=True))
-    ]
-    assert warehouse_rows(settings.warehouse) == expected
-    assert all(r.gold.incremental for r in results[1:])  # later runs recomputed only what changed
+
+def test_runs_over_files_in_any_order_equal_one_run(engine, tmp_path_factory):
+    @hypothesis_settings(max_examples=EXAMPLES[engine], deadline=None)
+    @given(
+        files=st.lists(st.lists(event_lines, min_size=1, max_size=15), min_size=2, max_size=5),
+        order=st.randoms(use_true_random=False),
+        duplicated=st.booleans(),
+    )
+    def runs_equal_one_run(files, order, duplicated):
+        if duplicated:  # the same events again in a later file
+            files = [*files, files[0][: max(1, len(files[0]) // 2)]]
+        tmp = tmp_path_factory.mktemp("incremental")
+        paths = write_files(tmp / "landing", files, distinct=True)
+        expected = one_run(tmp, paths)
+
+        settings = Settings.load(warehouse=tmp / "incremental")
+        arrival = paths[:]
+        order.shuffle(arrival)
+        cuts = sorted(order.sample(range(1, len(arrival)), order.randint(0, len(arrival) - 1)))
+        results = [
+            run(settings, batch, now=NOW)
+            for batch in (arrival[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrival)], strict=True))
+        ]
+        assert warehouse_rows(settings.warehouse) == expected
+        assert all(r.gold.incremental for r in results[1:])  # later runs recomputed only what changed
+
+    runs_equal_one_run()
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ def write_events(path, *times: str):
     path.write_text("\n".join([HEADER, *lines]) + "\n")
 
 
-def test_a_rerun_with_no_new_files_changes_no_table(tmp_path):
+def test_a_rerun_with_no_new_files_changes_no_table(engine, tmp_path):
     write_events(tmp_path / "a.csv", "2020-10-01 10:00:00", "2020-10-01 10:20:00", "2020-10-01 11:30:00")
     settings = Settings.load(warehouse=tmp_path / "wh")
     first = run(settings, [str(tmp_path / "a.csv")], now=NOW)

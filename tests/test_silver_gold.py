@@ -34,7 +34,7 @@ def check_against_reference(settings: Settings) -> dict:
     return {"events": events, "sessions": sessions, "quarantined": quarantined, **gold}
 
 
-def test_real_sample(settings, sample_dir):
+def test_real_sample(engine, settings, sample_dir):
     run(settings, [str(sample_dir / "events_raw.csv.gz")], now=NOW)
     expected = check_against_reference(settings)
     assert len(expected["events"]) == 100_000 - 71  # the sample repeats 71 rows exactly
@@ -76,7 +76,7 @@ EDGE_CASES = [
 ]
 
 
-def test_hand_built_edge_cases(settings, tmp_path):
+def test_hand_built_edge_cases(engine, settings, tmp_path):
     source = tmp_path / "edge.csv"
     source.write_text("\n".join([HEADER, *EDGE_CASES]) + "\n")
     run(settings, [str(source)], now=NOW)
