@@ -16,6 +16,9 @@ class Measured:
     seconds: float
     peak_mib: float
     stdout: str = ""
+    # with measure_tree: the peaks of the command's own process and of the processes it started
+    own_peak_mib: float = 0.0
+    children_peak_mib: float = 0.0
 
 
 def measure(command: list[str]) -> Measured:
@@ -35,12 +38,14 @@ def measure_tree(command: list[str]) -> Measured:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         began = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err)
-        peak = 0
+        peak = own_peak = children_peak = 0
         while True:
             done, status, usage = os.wait4(process.pid, os.WNOHANG)
             if done == process.pid:
                 break
-            peak = max(peak, _tree_rss(process.pid))
+            own, tree = _rss(process.pid), _tree_rss(process.pid)
+            peak, own_peak = max(peak, tree), max(own_peak, own)
+            children_peak = max(children_peak, tree - own)
             time.sleep(0.02)
         seconds = time.perf_counter() - began
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -48,7 +53,13 @@ def measure_tree(command: list[str]) -> Measured:
         err.seek(0)
         if process.returncode != 0:
             sys.exit(f"{' '.join(command)} failed:\n{err.read().decode()}")
-        return Measured(seconds, max(peak, usage.ru_maxrss) / 1024, out.read().decode())
+        return Measured(
+            seconds,
+            max(peak, usage.ru_maxrss) / 1024,
+            out.read().decode(),
+            max(own_peak, usage.ru_maxrss) / 1024,
+            children_peak / 1024,
+        )
 
 
 def _tree_rss(root: int) -> int:
@@ -65,13 +76,18 @@ def _tree_rss(root: int) -> int:
     while stack:
         pid = stack.pop()
         stack.extend(children.get(pid, []))
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        found = re.search(r"VmRSS:\s+(\d+) kB", status)
-        total += int(found[1]) if found else 0
+        total += _rss(pid)
     return total
+
+
+def _rss(pid: int) -> int:
+    """Resident KiB of process ``pid`` (0 where it cannot be read)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(found[1]) if found else 0
 
 
 def python(code: str) -> list[str]:

@@ -369,3 +369,16 @@ def changed_partitions(table: DeltaTable, since_version: int, column: str) -> se
             return None
         values.add(folder.split("=", 1)[1])
     return values
+
+
+def plain_parquet(table: DeltaTable) -> bool:
+    """Whether the snapshot's files alone give its rows (no deletion vectors, no column mapping)."""
+    protocol = table.protocol()
+    features = set(protocol.reader_features or [])
+    return protocol.min_reader_version < 2 and not features & {"deletionVectors", "columnMapping"}
+
+
+def added_files(table: DeltaTable, since_version: int) -> list[str]:
+    """The files of ``table``'s snapshot that were not in it at ``since_version``."""
+    before = set(DeltaTable(table.table_uri, version=since_version).file_uris())
+    return [f for f in table.file_uris() if f not in before]

@@ -11,7 +11,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from eventpipe.engine.base import Engine, Relation
-from eventpipe.engine.delta import Staged, stage
+from eventpipe.engine.delta import Staged, added_files, plain_parquet, stage
 from eventpipe.errors import ResourceError
 
 
@@ -63,7 +63,7 @@ class DuckDBEngine(Engine):
     def expose_table(self, name: str, table_path: Path) -> None:
         table = DeltaTable(str(table_path))
         files = table.file_uris()
-        if files and _plain_parquet(table) and not self.sealed:
+        if files and plain_parquet(table) and not self.sealed:
             # DuckDB's own Parquet reader on the snapshot's files: several times
             # faster than scanning through Arrow, and the files are the whole truth.
             self._read_files(name, table, files)
@@ -72,10 +72,9 @@ class DuckDBEngine(Engine):
 
     def expose_added(self, name: str, table_path: Path, since_version: int) -> bool:
         table = DeltaTable(str(table_path))
-        if not _plain_parquet(table) or self.sealed:
+        if not plain_parquet(table) or self.sealed:
             return False
-        before = set(DeltaTable(str(table_path), version=since_version).file_uris())
-        added = [f for f in table.file_uris() if f not in before]
+        added = added_files(table, since_version)
         if added:
             self._read_files(name, table, added)
         else:  # no new rows: an empty relation with the table's columns
@@ -85,7 +84,7 @@ class DuckDBEngine(Engine):
     def expose_version(self, name: str, table_path: Path, version: int) -> bool:
         table = DeltaTable(str(table_path), version=version)
         files = table.file_uris()
-        if not _plain_parquet(table) or self.sealed or not all(Path(f).exists() for f in files):
+        if not plain_parquet(table) or self.sealed or not all(Path(f).exists() for f in files):
             return False
         if files:
             self._read_files(name, table, files)
@@ -158,10 +157,3 @@ def _referenced(sql: str, params: Sequence[Any] | Mapping[str, Any] | None):
         return params
     used = {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
     return used or None
-
-
-def _plain_parquet(table: DeltaTable) -> bool:
-    """Whether the snapshot's files alone give its rows (no deletion vectors, no column mapping)."""
-    protocol = table.protocol()
-    features = set(protocol.reader_features or [])
-    return protocol.min_reader_version < 2 and not features & {"deletionVectors", "columnMapping"}

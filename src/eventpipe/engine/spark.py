@@ -29,9 +29,9 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from eventpipe.engine.base import Engine, Relation
-from eventpipe.engine.delta import Staged
+from eventpipe.engine.delta import Staged, added_files, plain_parquet
 from eventpipe.engine.spark_sql import to_spark
-from eventpipe.errors import ConfigError
+from eventpipe.errors import ConfigError, WarehouseError
 
 # What every session needs for the tables to be those DuckDB writes; the user's [spark] table
 # adds to these (and may override the ones that are only defaults).
@@ -115,8 +115,7 @@ class SparkEngine(Engine):
 
     def expose_added(self, name: str, table_path: Path, since_version: int) -> bool:
         table = DeltaTable(str(table_path))
-        before = set(DeltaTable(str(table_path), version=since_version).file_uris())
-        self._read_files(name, table, [f for f in table.file_uris() if f not in before])
+        self._read_files(name, table, added_files(table, since_version))
         return True
 
     def expose_version(self, name: str, table_path: Path, version: int) -> bool:
@@ -128,6 +127,11 @@ class SparkEngine(Engine):
         return True
 
     def _read_files(self, name: str, table: DeltaTable, files: list[str]) -> None:
+        if not plain_parquet(table):  # eventpipe writes none such; another writer may have
+            raise WarehouseError(
+                f"{table.table_uri} uses deletion vectors or column mapping, which the spark engine "
+                'cannot read through its file list; run with engine = "duckdb"'
+            )
         schema = spark_schema(pa.schema(table.schema().to_arrow()))
         if files:
             root = table.table_uri
