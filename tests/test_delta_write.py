@@ -49,7 +49,7 @@ def test_filters_find_every_matching_row(table, condition):
 
 def test_duckdb_reads_through_the_same_filters(table):
     with DuckDBEngine() as engine:
-        engine.expose_table("t", DeltaTable(table.table_uri).table_uri.removeprefix("file://"))
+        engine.expose_table("t", DeltaTable(table.table_uri))
         assert engine.scalar("SELECT count(*) FROM t WHERE name = 'y'") == 1
         assert engine.scalar("SELECT count(*) FROM t") == 4
 

@@ -54,7 +54,7 @@ def count_late_events(
     the run)."""
     if newest_before is None or since_version is None:
         return 0
-    if not engine.expose_added("run_bronze_rows", warehouse.path(BRONZE_EVENTS), since_version):
+    if not engine.expose_added("run_bronze_rows", warehouse.table(BRONZE_EVENTS), since_version):
         return 0
     return engine.scalar(
         "SELECT count(*) FROM run_bronze_rows WHERE event_time < $newest_before",
@@ -72,7 +72,7 @@ def count_session_changes(
     warehouse.expose(engine, (SESSIONS,))
     if before_version is None:
         return {"new": engine.scalar("SELECT count(*) FROM sessions"), "updated": 0, "removed": 0}
-    if not engine.expose_version("old_sessions", warehouse.path(SESSIONS), before_version):
+    if not engine.expose_version("old_sessions", warehouse.table(SESSIONS), before_version):
         return None
     within = "TRUE" if dates is None else date_in("session_date", set(dates))
     return engine.table(

@@ -150,7 +150,7 @@ class Warehouse:
         """Make each existing table of ``tables`` a view of ``engine``, named ``table.view``."""
         for table in tables:
             if self.exists(table):
-                engine.expose_table(table.view, self.path(table))
+                engine.expose_table(table.view, self.table(table))
 
     def require(self, tables: tuple[TableSpec, ...], built_by: str) -> None:
         """Fail with a clear message unless every table of ``tables`` exists."""

@@ -3,7 +3,6 @@
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -46,19 +45,19 @@ class Engine(ABC):
         """Forget ``name``, releasing the data registered under it."""
 
     @abstractmethod
-    def expose_table(self, name: str, table_path: Path) -> None:
-        """Expose the current version of the Delta table at ``table_path`` as ``name``."""
+    def expose_table(self, name: str, table: DeltaTable) -> None:
+        """Expose ``table``'s snapshot (as loaded: the caller keeps it current) as ``name``."""
 
     @abstractmethod
-    def expose_added(self, name: str, table_path: Path, since_version: int) -> bool:
-        """Expose as ``name`` only the rows added to the Delta table since ``since_version``.
+    def expose_added(self, name: str, table: DeltaTable, since_version: int) -> bool:
+        """Expose as ``name`` only the rows added to ``table`` since ``since_version``.
 
         Returns False, exposing nothing, when the engine cannot tell those rows apart.
         """
 
     @abstractmethod
-    def expose_version(self, name: str, table_path: Path, version: int) -> bool:
-        """Expose as ``name`` the Delta table as it was at ``version``.
+    def expose_version(self, name: str, table: DeltaTable, version: int) -> bool:
+        """Expose as ``name`` ``table`` as it was at ``version``.
 
         Returns False, exposing nothing, when the engine cannot read that version
         (its files were vacuumed, say).

@@ -60,8 +60,7 @@ class DuckDBEngine(Engine):
     def unregister(self, name: str) -> None:
         self.con.unregister(name)
 
-    def expose_table(self, name: str, table_path: Path) -> None:
-        table = DeltaTable(str(table_path))
+    def expose_table(self, name: str, table: DeltaTable) -> None:
         files = table.file_uris()
         if files and plain_parquet(table) and not self.sealed:
             # DuckDB's own Parquet reader on the snapshot's files: several times
@@ -70,8 +69,7 @@ class DuckDBEngine(Engine):
         else:
             self.con.register(name, table.to_pyarrow_dataset())
 
-    def expose_added(self, name: str, table_path: Path, since_version: int) -> bool:
-        table = DeltaTable(str(table_path))
+    def expose_added(self, name: str, table: DeltaTable, since_version: int) -> bool:
         if not plain_parquet(table) or self.sealed:
             return False
         added = added_files(table, since_version)
@@ -81,8 +79,8 @@ class DuckDBEngine(Engine):
             self.con.register(name, pa.schema(table.schema().to_arrow()).empty_table())
         return True
 
-    def expose_version(self, name: str, table_path: Path, version: int) -> bool:
-        table = DeltaTable(str(table_path), version=version)
+    def expose_version(self, name: str, table: DeltaTable, version: int) -> bool:
+        table = DeltaTable(table.table_uri, version=version)
         files = table.file_uris()
         if not plain_parquet(table) or self.sealed or not all(Path(f).exists() for f in files):
             return False

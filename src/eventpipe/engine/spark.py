@@ -109,17 +109,15 @@ class SparkEngine(Engine):
     def unregister(self, name: str) -> None:
         self._drop(name)
 
-    def expose_table(self, name: str, table_path: Path) -> None:
-        table = DeltaTable(str(table_path))
+    def expose_table(self, name: str, table: DeltaTable) -> None:
         self._read_files(name, table, table.file_uris())
 
-    def expose_added(self, name: str, table_path: Path, since_version: int) -> bool:
-        table = DeltaTable(str(table_path))
+    def expose_added(self, name: str, table: DeltaTable, since_version: int) -> bool:
         self._read_files(name, table, added_files(table, since_version))
         return True
 
-    def expose_version(self, name: str, table_path: Path, version: int) -> bool:
-        table = DeltaTable(str(table_path), version=version)
+    def expose_version(self, name: str, table: DeltaTable, version: int) -> bool:
+        table = DeltaTable(table.table_uri, version=version)
         files = table.file_uris()
         if not all(Path(_local(f)).exists() for f in files):
             return False

@@ -43,9 +43,9 @@ def increment(
     if (
         event_dates is None
         or session_dates is None
-        or not engine.expose_added("new_bronze", warehouse.path(BRONZE_EVENTS), previous["bronze"])
+        or not engine.expose_added("new_bronze", warehouse.table(BRONZE_EVENTS), previous["bronze"])
         or not engine.expose_version(
-            "old_silver_events", warehouse.path(SILVER_EVENTS), previous["silver_events"]
+            "old_silver_events", warehouse.table(SILVER_EVENTS), previous["silver_events"]
         )
     ):
         return None

@@ -125,16 +125,19 @@ def ingest_in_tasks(target, ledger: Ledger, work: list[tuple[SourceFile, Layout,
     engine.read_in_tasks(_VIEW, [task for _, _, task in work], read_files, TASK_ROWS)
     found = engine.table(f"SELECT _source_file, raw_record FROM {_VIEW} WHERE _kind = 'file'")
     summaries = {row["_source_file"]: json.loads(row["raw_record"]) for row in found.to_pylist()}
-    bronze = _staged_by_file(
-        engine.query(f"SELECT {', '.join(BRONZE_SCHEMA.names)} FROM {_VIEW} WHERE _kind = 'bronze'").stage(
-            target.bronze, BRONZE_SCHEMA, BRONZE_EVENTS.partition_by
-        )
+    # a task reads one file, so each file written holds one source file's rows
+    bronze = (
+        engine.query(f"SELECT {', '.join(BRONZE_SCHEMA.names)} FROM {_VIEW} WHERE _kind = 'bronze'")
+        .stage(target.bronze, BRONZE_SCHEMA, BRONZE_EVENTS.partition_by)
+        .grouped_by("_source_file")
     )
-    quarantine = _staged_by_file(
+    quarantine = (
         engine.query(
             "SELECT _source_file, _source_line, raw_record, 'bronze' AS stage, reason, _ingested_at "
             f"FROM {_VIEW} WHERE _kind = 'quarantine'"
-        ).stage(target.quarantine, QUARANTINE_SCHEMA, QUARANTINE.partition_by)
+        )
+        .stage(target.quarantine, QUARANTINE_SCHEMA, QUARANTINE.partition_by)
+        .grouped_by("_source_file")
     )
     engine.unregister(_VIEW)
     results = []
@@ -181,11 +184,6 @@ def ingest_in_tasks(target, ledger: Ledger, work: list[tuple[SourceFile, Layout,
             )
         )
     return results
-
-
-def _staged_by_file(staged: Staged) -> dict[str, Staged]:
-    """The staged files grouped by the source file whose rows each holds (a task writes one file's rows)."""
-    return staged.grouped_by("_source_file")
 
 
 def _none(table, schema: pa.Schema, partition_by: tuple[str, ...]) -> Staged:

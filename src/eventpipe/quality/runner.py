@@ -126,7 +126,7 @@ def _bindings(engine: Engine, warehouse: Warehouse, changes: Changes | None) -> 
     """What ``@this`` means per guarded table: the table itself, or the slice a run changed
     (empty when the engine cannot tell the run's bronze rows apart: everything is checked)."""
     if changes is None or not engine.expose_added(
-        "checked_bronze_rows", warehouse.path(BRONZE_EVENTS), changes.bronze_since
+        "checked_bronze_rows", warehouse.table(BRONZE_EVENTS), changes.bronze_since
     ):
         return {}
     dates = {

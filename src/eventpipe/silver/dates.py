@@ -35,7 +35,7 @@ def rebuild_dates(
     """Recompute silver events, sessions and silver quarantine rows for events dated ``dates``
     (first, last); ``bronze_dates``: the first and last date of bronze (None: it is empty)."""
     first, last = dates
-    engine.expose_table(_ALL_BRONZE, warehouse.path(BRONZE_EVENTS))
+    engine.expose_table(_ALL_BRONZE, warehouse.table(BRONZE_EVENTS))
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS, QUARANTINE))
     _bronze_between(engine, first, last)
     # the silver quarantine rows of the range's bronze rows, judged again; the others as they are

@@ -36,7 +36,7 @@ def increment(
     rows are in the future).
     """
     since = previous["inputs"]["bronze"]
-    if not engine.expose_added("bronze_events", warehouse.path(BRONZE_EVENTS), since):
+    if not engine.expose_added("bronze_events", warehouse.table(BRONZE_EVENTS), since):
         return False
     bronze_version = record["inputs"]["bronze"]
     first_future = engine.scalar(
