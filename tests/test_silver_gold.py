@@ -127,10 +127,18 @@ def test_other_timeouts_on_generated_data(tmp_path, timeout):
     check_against_reference(settings)
 
 
-def test_nothing_valid_gives_empty_tables(settings, tmp_path):
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2020-09-24 10:00:00 UTC,click,1,9,,,1.0,1,s",  # quarantined in silver (an unknown type)
+        "2020-13-45 99:00:00 UTC,view,1,9,,,1.0,1,s",  # quarantined in bronze: bronze stays empty
+    ],
+)
+def test_nothing_valid_gives_empty_tables(engine, settings, tmp_path, line):
     source = tmp_path / "bad.csv"
-    source.write_text(HEADER + "\n2020-09-24 10:00:00 UTC,click,1,9,,,1.0,1,s\n")
+    source.write_text(f"{HEADER}\n{line}\n")
     result = run(settings, [str(source)], now=NOW)
-    assert (result.silver.events, result.silver.sessions, result.silver.quarantined) == (0, 0, 1)
+    assert (result.silver.events, result.silver.sessions) == (0, 0)
+    assert result.ingest.quarantined + result.silver.quarantined == 1
     assert read(settings, SESSIONS).num_rows == 0
     assert all(read(settings, table).num_rows == 0 for table in GOLD_TABLES if table.view != "funnel")

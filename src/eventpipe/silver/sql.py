@@ -139,7 +139,7 @@ SELECT
     {event_date} AS event_date,
     event_type, product_id, category_id, category_code, brand, price, user_id, user_session,
     (copies_so_far - copies_before - 1)::BIGINT AS duplicates,
-    $source_files[file_index] AS _source_file,
+    CAST($source_files[file_index] AS VARCHAR) AS _source_file,  -- typed when there are no files
     _source_line
 FROM grouped
 WHERE last_copy
@@ -162,11 +162,16 @@ def events(max_session_length: bool, ordered_windows: bool, rows: str = "event_r
     return statement.replace("{window}", window)
 
 
+# typed, as no file (nothing valid in bronze) gives no type to infer
+_SOURCE_FILES = pa.schema([("_source_file", pa.string()), ("file_index", pa.int64())])
+
+
 def expose_source_files(engine: Engine, relation: str) -> dict:
     """Register ``source_files`` for the files of ``relation``; returns the ``$source_files``
     parameter. Both are what ``events`` reads."""
     names = sorted(engine.table(f"SELECT DISTINCT _source_file FROM {relation}").column(0).to_pylist())
-    engine.register("source_files", pa.table({"_source_file": names, "file_index": range(1, len(names) + 1)}))
+    numbered = {"_source_file": names, "file_index": range(1, len(names) + 1)}
+    engine.register("source_files", pa.table(numbered, schema=_SOURCE_FILES))
     return {"source_files": names}
 
 
