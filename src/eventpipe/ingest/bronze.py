@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 
 from eventpipe.context import RunContext
 from eventpipe.engine import Engine
-from eventpipe.engine.delta import stage, write
+from eventpipe.engine.delta import Staged, stage
 from eventpipe.errors import SourceError
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from eventpipe.ingest.layout import detect_layout
@@ -274,6 +274,31 @@ def _read_new_file(
             bronze.discard()
             split.discard()
             return skipped
+    quarantine = stage(
+        target.quarantine, QUARANTINE_SCHEMA, _quarantine_rows(split, ingested_at), QUARANTINE.partition_by
+    )
+    record = commit_file(ledger, source, layout, fingerprint, (bronze, quarantine), ingested_at.isoformat())
+    return FileResult(
+        source.name,
+        FileStatus.ingested,
+        records=record.records,
+        bronze_rows=record.bronze_rows,
+        quarantined=record.quarantined,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def commit_file(
+    ledger: Ledger,
+    source: SourceFile,
+    layout: Layout,
+    fingerprint: str,
+    staged: tuple[Staged, Staged],
+    ingested_at: str,
+) -> FileRecord:
+    """Commit a new file's staged (bronze, quarantine) rows: bronze first, then the quarantine
+    with the file's record, which marks the file ingested. Returns the record."""
+    bronze, quarantine = staged
     if ledger.in_bronze(fingerprint):
         # An earlier run committed this file's bronze rows and stopped before
         # its quarantine: only the quarantine is left to write.
@@ -285,27 +310,14 @@ def _read_new_file(
         size=source.size,
         mtime_ns=source.mtime_ns,
         fingerprint=fingerprint,
-        records=split.bronze_rows + split.quarantined,
-        bronze_rows=split.bronze_rows,
-        quarantined=split.quarantined,
-        ingested_at=ingested_at.isoformat(),
+        records=bronze.rows + quarantine.rows,
+        bronze_rows=bronze.rows,
+        quarantined=quarantine.rows,
+        ingested_at=ingested_at,
         columns=list(layout.source_columns),
     )
-    write(
-        target.quarantine,
-        QUARANTINE_SCHEMA,
-        _quarantine_rows(split, ingested_at),
-        QUARANTINE.partition_by,
-        quarantine_commit(record),
-    )
-    return FileResult(
-        source.name,
-        FileStatus.ingested,
-        records=record.records,
-        bronze_rows=record.bronze_rows,
-        quarantined=record.quarantined,
-        seconds=time.perf_counter() - began,
-    )
+    quarantine.commit(quarantine_commit(record))
+    return record
 
 
 def _skipped(

@@ -7,9 +7,9 @@ not used: it gives no line numbers, and reading lines with their numbers breaks
 quoted fields that hold line breaks.
 
 The rows stay on the executors. Only one summary row per file comes back to the
-driver (its fingerprint and counts); the driver then decides, file by file, as a
-run on one machine does, what is new, and commits each new file's bronze files,
-then its quarantine files with its record, as two Delta commits.
+driver (its fingerprint, or why it could not be read); the driver then decides,
+file by file, as a run on one machine does, what is new, and commits each new
+file's bronze files, then its quarantine files with its record (``commit_file``).
 """
 
 import json
@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from eventpipe.engine.delta import Staged
 from eventpipe.errors import SourceError
 from eventpipe.fields import BRONZE_SCHEMA, QUARANTINE_SCHEMA, UTC_MICROS
-from eventpipe.ingest.ledger import FileRecord, Ledger, bronze_commit, quarantine_commit
+from eventpipe.ingest.ledger import Ledger
 from eventpipe.ingest.parse import Layout
 from eventpipe.ingest.records import ReadLimits, typed_batches
 from eventpipe.ingest.sources import SourceFile, SourceFormat, new_fingerprint
@@ -76,16 +76,12 @@ def _read_file(task: dict) -> Iterator[pa.RecordBatch]:
     limits = ReadLimits(task["chunk_bytes"], task["max_record_bytes"])
     text = source.format is not SourceFormat.parquet
     reading = new_fingerprint() if text else None
-    summary = {"bronze_rows": 0, "quarantined": 0, "note": None}
+    summary: dict = {"note": None}
     try:
         fingerprint = None if text else source.fingerprint()
         with DuckDBEngine(threads=1, memory_limit=task["memory_limit"]) as engine:
             for rows in typed_batches(engine, source, layout, ingested_at, limits, _ignore, reading):
-                out = _task_rows(rows)
-                good = pc.sum(pc.equal(out.column("_kind"), _BRONZE)).as_py() or 0
-                summary["bronze_rows"] += good
-                summary["quarantined"] += out.num_rows - good
-                yield out
+                yield _task_rows(rows)
         summary["fingerprint"] = reading.hexdigest() if text else fingerprint
     except SourceError as error:
         summary["note"] = str(error)
@@ -119,7 +115,7 @@ def _summary_row(path: str, summary: dict) -> pa.RecordBatch:
 def ingest_in_tasks(target, ledger: Ledger, work: list[tuple[SourceFile, Layout, dict]]) -> list:
     """Read the files of ``work`` (file, layout, task) in tasks and commit each new one, in order;
     returns their results."""
-    from eventpipe.ingest.bronze import FileResult, FileStatus, _skipped
+    from eventpipe.ingest.bronze import FileResult, FileStatus, _skipped, commit_file
 
     engine = target.engine
     engine.read_in_tasks(_VIEW, [task for _, _, task in work], read_files, TASK_ROWS)
@@ -156,23 +152,8 @@ def ingest_in_tasks(target, ledger: Ledger, work: list[tuple[SourceFile, Layout,
             own_quarantine.discard()
             results.append(result)
             continue
-        fingerprint = summary["fingerprint"]
-        if ledger.in_bronze(fingerprint):  # committed by a run that stopped before its quarantine
-            own_bronze.discard()
-        else:
-            own_bronze.commit(bronze_commit(fingerprint, source.name))
-        record = FileRecord(
-            path=source.name,
-            size=source.size,
-            mtime_ns=source.mtime_ns,
-            fingerprint=fingerprint,
-            records=summary["bronze_rows"] + summary["quarantined"],
-            bronze_rows=summary["bronze_rows"],
-            quarantined=summary["quarantined"],
-            ingested_at=task["ingested_at"],
-            columns=list(layout.source_columns),
-        )
-        own_quarantine.commit(quarantine_commit(record))
+        staged = (own_bronze, own_quarantine)
+        record = commit_file(ledger, source, layout, summary["fingerprint"], staged, task["ingested_at"])
         results.append(
             FileResult(
                 source.name,
