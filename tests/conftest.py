@@ -36,12 +36,18 @@ def spark_missing() -> str | None:
     return None
 
 
+@pytest.fixture
+def with_spark() -> None:
+    """Skips the test, saying why, where the Spark engine cannot run."""
+    if reason := spark_missing():
+        pytest.skip(reason)
+
+
 @pytest.fixture(params=["duckdb", "spark"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The engine a test runs on, for every command and stage it runs (by EVENTPIPE_ENGINE)."""
     if request.param == "spark":
-        if reason := spark_missing():
-            pytest.skip(reason)
+        request.getfixturevalue("with_spark")
         monkeypatch.setenv("EVENTPIPE_SPARK_MASTER", "local[2]")
     monkeypatch.setenv("EVENTPIPE_ENGINE", request.param)
     return request.param

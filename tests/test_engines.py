@@ -16,7 +16,7 @@ import pytest
 from eventpipe.generate import generate_files
 from eventpipe.settings import Settings
 
-from .conftest import run_cli, spark_missing
+from .conftest import run_cli
 from .steps import run
 from .tables import warehouse_rows
 
@@ -36,12 +36,6 @@ def full_build(daily_files, tmp_path_factory) -> dict:
     settings = Settings.load(warehouse=tmp_path_factory.mktemp("full") / "wh", engine="duckdb")
     run(settings, daily_files)
     return warehouse_rows(settings.warehouse)
-
-
-@pytest.fixture
-def with_spark() -> None:
-    if reason := spark_missing():
-        pytest.skip(reason)
 
 
 def test_importing_eventpipe_loads_neither_spark_nor_sqlglot():

@@ -9,8 +9,6 @@ from eventpipe.engine.duckdb import DuckDBEngine
 from eventpipe.engine.spark_sql import to_spark
 from eventpipe.errors import EventpipeError
 
-from .conftest import spark_missing
-
 
 def test_parameters_become_literals_of_the_type_duckdb_binds():
     sql = to_spark(
@@ -71,10 +69,8 @@ def test_duckdb_writes_a_price_as_python_does():
 
 
 @pytest.mark.slow
-def test_spark_gives_duckdbs_answers_where_the_engines_differ():
+def test_spark_gives_duckdbs_answers_where_the_engines_differ(with_spark):
     """Each expression the pipeline relies on, run on both engines."""
-    if reason := spark_missing():
-        pytest.skip(reason)
     from eventpipe.engine.spark import SparkEngine
 
     expressions = {

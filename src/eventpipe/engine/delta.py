@@ -86,7 +86,7 @@ class Staged:
     def commit(
         self, commit: CommitProperties | None = None, *, replace: list[tuple[str, str, str]] | None = None
     ) -> Written:
-        root = _root(self.table)
+        root = table_root(self.table)
         self.table.create_write_transaction(
             [_add_action(root, path, values, metadata) for path, values, metadata in self.files],
             # overwrite removes the files of the partitions the filters select (all, without filters)
@@ -123,7 +123,7 @@ def stage(
     table: DeltaTable, schema: pa.Schema, batches: Iterable[pa.RecordBatch], partition_by: tuple[str, ...]
 ) -> Staged:
     """Write ``batches`` as Parquet files in ``table``'s folder, without committing them."""
-    files = _PartitionedFiles(_root(table), schema, partition_by)
+    files = _PartitionedFiles(table_root(table), schema, partition_by)
     try:
         # the next batches are computed (a query streaming past) while this thread splits the last
         for batch in prefetched(iter(batches), depth=2):
@@ -134,7 +134,8 @@ def stage(
     return Staged(table, schema, partition_by, files.close())
 
 
-def _root(table: DeltaTable) -> Path:
+def table_root(table: DeltaTable) -> Path:
+    """The folder of a table on local disk."""
     return Path(table.table_uri.removeprefix("file://"))
 
 
@@ -382,3 +383,12 @@ def added_files(table: DeltaTable, since_version: int) -> list[str]:
     """The files of ``table``'s snapshot that were not in it at ``since_version``."""
     before = set(DeltaTable(table.table_uri, version=since_version).file_uris())
     return [f for f in table.file_uris() if f not in before]
+
+
+def readable_version(table: DeltaTable, version: int) -> DeltaTable | None:
+    """``table`` as it was at ``version``, if its files alone give its rows and are all still
+    there (not vacuumed); None otherwise."""
+    old = DeltaTable(table.table_uri, version=version)
+    if not plain_parquet(old) or not all(Path(f.removeprefix("file://")).exists() for f in old.file_uris()):
+        return None
+    return old

@@ -11,7 +11,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from eventpipe.engine.base import Engine, Relation
-from eventpipe.engine.delta import Staged, added_files, plain_parquet, stage
+from eventpipe.engine.delta import Staged, added_files, plain_parquet, readable_version, stage
 from eventpipe.errors import ResourceError
 
 
@@ -80,11 +80,10 @@ class DuckDBEngine(Engine):
         return True
 
     def expose_version(self, name: str, table: DeltaTable, version: int) -> bool:
-        table = DeltaTable(table.table_uri, version=version)
-        files = table.file_uris()
-        if not plain_parquet(table) or self.sealed or not all(Path(f).exists() for f in files):
+        table = readable_version(table, version)
+        if table is None or self.sealed:
             return False
-        if files:
+        if files := table.file_uris():
             self._read_files(name, table, files)
         else:
             self.con.register(name, pa.schema(table.schema().to_arrow()).empty_table())

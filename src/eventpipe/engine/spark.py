@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from eventpipe.engine.base import Engine, Relation
-from eventpipe.engine.delta import Staged, added_files, plain_parquet
+from eventpipe.engine.delta import Staged, added_files, plain_parquet, readable_version, table_root
 from eventpipe.engine.spark_sql import to_spark
 from eventpipe.errors import ConfigError, WarehouseError
 
@@ -117,11 +117,10 @@ class SparkEngine(Engine):
         return True
 
     def expose_version(self, name: str, table: DeltaTable, version: int) -> bool:
-        table = DeltaTable(table.table_uri, version=version)
-        files = table.file_uris()
-        if not all(Path(_local(f)).exists() for f in files):
+        table = readable_version(table, version)
+        if table is None:
             return False
-        self._read_files(name, table, files)
+        self._read_files(name, table, table.file_uris())
         return True
 
     def _read_files(self, name: str, table: DeltaTable, files: list[str]) -> None:
@@ -215,7 +214,7 @@ class _SparkRelation(Relation):
 
         target = spark_schema(schema)
         frame = self.frame.select(*(col(f.name).cast(f.dataType).alias(f.name) for f in target.fields))
-        root = Path(_local(table.table_uri))
+        root = table_root(table)
         # a staging folder inside the table, emptied into the partition folders right after:
         # files left in it by a killed run are not in any partition, so vacuum removes them
         staging = root / f"_staging-{uuid.uuid4().hex}"
@@ -253,10 +252,6 @@ def _local_conf(master: str) -> dict[str, str]:
 def _partition_value(folder: str) -> tuple[str, str | None]:
     column, value = folder.split("=", 1)
     return unquote(column), None if value == _HIVE_NULL else unquote(value)
-
-
-def _local(uri: str) -> str:
-    return uri.removeprefix("file://")
 
 
 # --- types ---------------------------------------------------------------------------------

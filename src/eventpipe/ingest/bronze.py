@@ -48,6 +48,18 @@ class FileResult:
     seconds: float = 0.0
     note: str = ""
 
+    @classmethod
+    def ingested(cls, record: FileRecord, seconds: float) -> "FileResult":
+        """The result for a file just committed with ``record``."""
+        return cls(
+            record.path,
+            FileStatus.ingested,
+            records=record.records,
+            bronze_rows=record.bronze_rows,
+            quarantined=record.quarantined,
+            seconds=seconds,
+        )
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -165,18 +177,14 @@ def _ingest_in_tasks(
     decided: dict[str, FileResult] = {}
     work = []
     for source in files:
-        known = ledger.by_path.get(source.name)
-        if known and (known.size, known.mtime_ns) == (source.size, source.mtime_ns):
-            decided[source.name] = FileResult(source.name, FileStatus.already_ingested)
+        if (unchanged := _unchanged(source, ledger)) is not None:
+            decided[source.name] = unchanged
             continue
         try:
             _check_name(source)
             layout = detect_layout(source, settings.columns)
-        except SourceError as error:
-            decided[source.name] = FileResult(source.name, FileStatus.failed, note=str(error))
-            continue
-        except (OSError, EOFError) as error:
-            decided[source.name] = FileResult(source.name, FileStatus.failed, note=unreadable(source, error))
+        except (SourceError, OSError, EOFError) as error:
+            decided[source.name] = _failed(source, error)
             continue
         work.append((source, layout, task_for(source, layout, target.limits, settings.memory_limit)))
     if work:
@@ -228,15 +236,25 @@ def _ingest_file(
     on_progress: OnProgress,
     started: _Started | None = None,
 ) -> FileResult:
+    if (unchanged := _unchanged(source, ledger)) is not None:
+        return unchanged
+    try:
+        return _read_new_file(target, ledger, source, settings, on_progress, started)
+    except (SourceError, OSError, EOFError) as error:
+        return _failed(source, error)
+
+
+def _unchanged(source: SourceFile, ledger: Ledger) -> FileResult | None:
+    """The result for a file bronze holds with this path, size and time; None otherwise."""
     known = ledger.by_path.get(source.name)
     if known and (known.size, known.mtime_ns) == (source.size, source.mtime_ns):
         return FileResult(source.name, FileStatus.already_ingested)
-    try:
-        return _read_new_file(target, ledger, source, settings, on_progress, started)
-    except SourceError as error:
-        return FileResult(source.name, FileStatus.failed, note=str(error))
-    except (OSError, EOFError) as error:
-        return FileResult(source.name, FileStatus.failed, note=unreadable(source, error))
+    return None
+
+
+def _failed(source: SourceFile, error: SourceError | OSError | EOFError) -> FileResult:
+    note = str(error) if isinstance(error, SourceError) else unreadable(source, error)
+    return FileResult(source.name, FileStatus.failed, note=note)
 
 
 def _read_new_file(
@@ -278,14 +296,7 @@ def _read_new_file(
         target.quarantine, QUARANTINE_SCHEMA, _quarantine_rows(split, ingested_at), QUARANTINE.partition_by
     )
     record = commit_file(ledger, source, layout, fingerprint, (bronze, quarantine), ingested_at.isoformat())
-    return FileResult(
-        source.name,
-        FileStatus.ingested,
-        records=record.records,
-        bronze_rows=record.bronze_rows,
-        quarantined=record.quarantined,
-        seconds=time.perf_counter() - began,
-    )
+    return FileResult.ingested(record, time.perf_counter() - began)
 
 
 def commit_file(

@@ -154,16 +154,7 @@ def ingest_in_tasks(target, ledger: Ledger, work: list[tuple[SourceFile, Layout,
             continue
         staged = (own_bronze, own_quarantine)
         record = commit_file(ledger, source, layout, summary["fingerprint"], staged, task["ingested_at"])
-        results.append(
-            FileResult(
-                source.name,
-                FileStatus.ingested,
-                records=record.records,
-                bronze_rows=record.bronze_rows,
-                quarantined=record.quarantined,
-                seconds=summary["seconds"],
-            )
-        )
+        results.append(FileResult.ingested(record, summary["seconds"]))
     return results
 
 
