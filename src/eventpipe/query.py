@@ -6,6 +6,7 @@ import duckdb
 import pyarrow as pa
 
 from eventpipe.context import open_reader
+from eventpipe.engine.delta import row_count
 from eventpipe.errors import QueryError
 from eventpipe.settings import Settings
 from eventpipe.warehouse import RUNS, Warehouse
@@ -53,7 +54,7 @@ def table_status(settings: Settings) -> pa.Table:
                 "table": table.view,
                 "path": table.path,
                 "version": delta.version(),
-                "rows": delta.to_pyarrow_dataset().count_rows(),
+                "rows": row_count(delta),
                 "changed_at": datetime.fromtimestamp(delta.history(1)[0]["timestamp"] / 1000, UTC),
             }
         )

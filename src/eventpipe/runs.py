@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from eventpipe.builds import applying
 from eventpipe.engine import Engine
+from eventpipe.engine.delta import file_statistics
 from eventpipe.fields import RUNS_SCHEMA
 from eventpipe.sql import date_in
 from eventpipe.warehouse import BRONZE_EVENTS, RUNS, SESSIONS, Warehouse
@@ -23,11 +24,19 @@ def new_run_id(now: datetime | None = None) -> str:
 def newest_event(warehouse: Warehouse) -> datetime | None:
     """The newest event time in bronze, or None when bronze is empty.
 
-    Read from the Parquet footers of bronze's files (their row groups' maximum),
-    not from the rows: a run asks this before it starts, whatever bronze's size.
+    Read from the log's file statistics, else from the Parquet footers of bronze's files
+    (their row groups' maximum), not from the rows: a run asks this before it starts,
+    whatever bronze's size.
     """
     if not warehouse.exists(BRONZE_EVENTS):
         return None
+    stats = file_statistics(warehouse.table(BRONZE_EVENTS))
+    if stats is not None and "max.event_time" in stats.column_names:
+        files = zip(*(stats.column(c).to_pylist() for c in _STATS), strict=True)
+        highs = [(high, nulls == rows) for high, nulls, rows in files]
+        # a file without a maximum holds only missing times, or says nothing: then its footer is read
+        if all(high is not None or all_missing for high, all_missing in highs):
+            return _aware(max((high for high, _ in highs if high is not None), default=None))
     newest = None
     for uri in warehouse.table(BRONZE_EVENTS).file_uris():
         metadata = pq.read_metadata(uri.removeprefix("file://"))
@@ -39,7 +48,14 @@ def newest_event(warehouse: Warehouse) -> datetime | None:
                     return _newest_by_reading(warehouse)
                 continue
             newest = stats.max if newest is None else max(newest, stats.max)
-    return newest.replace(tzinfo=UTC) if newest is not None and newest.tzinfo is None else newest
+    return _aware(newest)
+
+
+_STATS = ("max.event_time", "null_count.event_time", "num_records")
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _newest_by_reading(warehouse: Warehouse) -> datetime | None:

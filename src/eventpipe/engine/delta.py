@@ -372,6 +372,25 @@ def changed_partitions(table: DeltaTable, since_version: int, column: str) -> se
     return values
 
 
+def file_statistics(table: DeltaTable) -> pa.Table | None:
+    """A row per file of the snapshot with its statistics as the log records them (``num_records``,
+    ``min.<column>``, ``max.<column>``, ``null_count.<column>``): no file is opened. None when a
+    file has none, or the files alone do not give the rows (deletion vectors)."""
+    # read as a stream: pa.table() would import pandas (0.15 s) to ask whether it was given a frame
+    found = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
+    if not plain_parquet(table) or "num_records" not in found.column_names:
+        return None
+    return None if found.column("num_records").null_count else found
+
+
+def row_count(table: DeltaTable) -> int:
+    """Rows of the snapshot: from the log's statistics, else counted in the files."""
+    found = file_statistics(table)
+    if found is None:
+        return table.to_pyarrow_dataset().count_rows()
+    return pc.sum(found.column("num_records")).as_py() or 0
+
+
 def plain_parquet(table: DeltaTable) -> bool:
     """Whether the snapshot's files alone give its rows (no deletion vectors, no column mapping)."""
     protocol = table.protocol()

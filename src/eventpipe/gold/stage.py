@@ -3,11 +3,10 @@
 import time
 from dataclasses import dataclass, field
 
-from deltalake import DeltaTable
-
 from eventpipe.builds import built_from, marked
 from eventpipe.context import RunContext
 from eventpipe.engine import Engine
+from eventpipe.engine.delta import row_count
 from eventpipe.gold import sql
 from eventpipe.gold.increment import increment
 from eventpipe.settings import Settings
@@ -80,16 +79,11 @@ def build_gold(ctx: RunContext, force: bool = False) -> GoldResult:
     rows, versions = {}, {}
     for table in GOLD_TABLES:
         delta = warehouse.table(table)
-        rows[table.view] = _rows(delta)
+        rows[table.view] = row_count(delta)
         versions[table.view] = delta.version()
     warehouse.expose(engine, (FUNNEL,))
     funnel = engine.table("SELECT * FROM funnel ORDER BY level, step_number").to_pylist()
     return GoldResult(rows, versions, funnel, time.perf_counter() - began, unchanged, written is not None)
-
-
-def _rows(table: DeltaTable) -> int:
-    """Rows of the table's current files, from the log's file statistics."""
-    return table.to_pyarrow_dataset().count_rows()
 
 
 def _follows(previous: dict | None, inputs: dict) -> bool:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from eventpipe.builds import REBUILT, applying, built_from, marked
 from eventpipe.context import RunContext
 from eventpipe.engine import Engine
+from eventpipe.engine.delta import row_count
 from eventpipe.errors import MissingTableError
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
@@ -82,7 +83,7 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
     )
     if current and previous["inputs"] == inputs:
         return _as_built(warehouse, engine, began)
-    bronze_rows = bronze.to_pyarrow_dataset().count_rows()
+    bronze_rows = row_count(bronze)
     params = silver_parameters(settings, now)
     if current and settings.max_session_minutes is None:
         # the same full build, brought further (a range rebuild's mark does not carry over)
