@@ -204,15 +204,19 @@ class _PartitionedFiles:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"part-{self.run}-{len(self.writers)}.parquet"
             unique = [c for c in self.file_schema.names if c not in (self.dictionary_columns or [])]
+            # mostly unique numbers (ids, times, line numbers) as deltas from the one before:
+            # smaller than plain values and cheaper to write than compressing them
+            deltas = [c for c in unique if _is_whole_number(self.file_schema, c)]
             writer = pq.ParquetWriter(
                 path,
                 self.file_schema,
                 use_dictionary=self.dictionary_columns,
                 # mostly unique values (ids, hashes) do not compress: do not try
                 compression={
-                    c: "none" if c in unique and _is_text(self.file_schema, c) else "snappy"
+                    c: "none" if c in unique and (_is_text(self.file_schema, c) or c in deltas) else "snappy"
                     for c in self.file_schema.names
                 },
+                column_encoding=dict.fromkeys(deltas, "DELTA_BINARY_PACKED") or None,
             )
             self.writers[key, part] = (writer, path, values)
         return self.writers[key, part][0]
@@ -283,6 +287,11 @@ def _key(rows: pa.Table, columns: tuple[str, ...], row: int) -> tuple:
 def _is_text(schema: pa.Schema, column: str) -> bool:
     kind = schema.field(column).type
     return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+
+
+def _is_whole_number(schema: pa.Schema, column: str) -> bool:
+    kind = schema.field(column).type
+    return pa.types.is_integer(kind) or pa.types.is_timestamp(kind)
 
 
 def _repetitive_columns(sample: pa.RecordBatch, schema: pa.Schema) -> list[str]:
