@@ -70,20 +70,23 @@ HAVING count(*) > 1 OR {ident(key)} IS NULL
 def _keys_and_counts(keys: tuple[str, ...], counts: tuple[str, ...]) -> str:
     """Rows of a gold table with a missing or repeated key, or a missing or negative count."""
     key_list = ", ".join(ident(k) for k in keys)
-    missing_key = " OR ".join(f"{ident(k)} IS NULL" for k in keys)
-    bad_count = " OR ".join(f"{ident(c)} IS NULL OR {ident(c)} < 0" for c in counts)
+    missing_key = " OR ".join(f"t.{ident(k)} IS NULL" for k in keys)
+    bad_count = " OR ".join(f"t.{ident(c)} IS NULL OR t.{ident(c)} < 0" for c in counts)
+    same_key = " AND ".join(f"t.{ident(k)} = r.{ident(k)}" for k in keys)
+    # the repeated keys grouped, then looked up: a count per key as a window over every row
+    # sorted them all (0.7 s for user_funnel at 10M events)
     return f"""
-WITH keyed AS (
-    SELECT *, count(*) OVER (PARTITION BY {key_list}) AS key_copies FROM @this
+WITH repeated AS (
+    SELECT {key_list}, count(*) AS key_copies FROM @this GROUP BY {key_list} HAVING count(*) > 1
 )
-SELECT * EXCLUDE (key_copies),
+SELECT t.*,
     CASE
         WHEN {missing_key} THEN 'missing key'
-        WHEN key_copies > 1 THEN 'repeated key'
+        WHEN r.key_copies IS NOT NULL THEN 'repeated key'
         ELSE 'missing or negative count'
     END AS problem
-FROM keyed
-WHERE {missing_key} OR key_copies > 1 OR {bad_count}
+FROM @this AS t LEFT JOIN repeated AS r ON {same_key}
+WHERE {missing_key} OR r.key_copies IS NOT NULL OR {bad_count}
 """
 
 
