@@ -14,6 +14,7 @@ from eventpipe.builds import applying
 from eventpipe.changes import Changes
 from eventpipe.context import RunContext
 from eventpipe.engine import Engine, create_engine
+from eventpipe.engine.delta import row_count
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
 from eventpipe.quality.checks import Check, all_checks
@@ -94,7 +95,7 @@ def run_checks(ctx: RunContext, layers: tuple[str, ...] = LAYERS, figures: bool 
         results.sort(key=lambda r: order[r.name])
     found = {}
     if figures or any(r.stops_the_run for r in results):
-        found = warehouse_figures(engine, missing)
+        found = warehouse_figures(engine, warehouse, missing)
     applied = f"eventpipe.checks:{ctx.run_id}:{','.join(layers)}"
     if warehouse.table(QUALITY_RESULTS).transaction_version(applied) is None:
         warehouse.append(QUALITY_RESULTS, _result_rows(ctx.run_id, now, results), commit=applying(applied, 1))
@@ -178,12 +179,11 @@ def _run_check(
     )
 
 
-def warehouse_figures(engine: Engine, missing_views: list[str]) -> dict:
+def warehouse_figures(engine: Engine, warehouse: Warehouse, missing_views: list[str]) -> dict:
     """Rows per table, quarantined rows by stage and reason, and the conservation of rows."""
+    # from the Delta log's statistics: a query per table cost ~10 ms each
     rows = {
-        t.view: engine.scalar(f"SELECT count(*) FROM {t.view}")
-        for t in TABLES
-        if t.view not in missing_views and t not in LOGS
+        t.view: row_count(warehouse.table(t)) for t in TABLES if t.view not in missing_views and t not in LOGS
     }
     figures: dict = {"rows": rows, "quarantined_by_reason": []}
     if QUARANTINE.view not in missing_views:

@@ -120,7 +120,7 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
         settings.event_types, settings.revenue_type, SILVER_EVENTS.view
     )
     sessions = warehouse.replace(SESSIONS, engine.query(sessions_sql, sessions_params), commit=marked(record))
-    duplicates = engine.scalar(f"SELECT coalesce(sum(duplicates), 0)::BIGINT FROM {SILVER_EVENTS.view}")
+    duplicates = _duplicates_removed(engine)
     reasons = _quarantined_by_reason(engine)
     return SilverResult(
         bronze_rows=bronze_rows,
@@ -196,6 +196,10 @@ def _rules(settings: Settings) -> dict:
     }
 
 
+def _duplicates_removed(engine: Engine) -> int:
+    return engine.scalar(f"SELECT coalesce(sum(duplicates), 0)::BIGINT FROM {SILVER_EVENTS.view}")
+
+
 def _quarantined_by_reason(engine: Engine) -> dict[str, int]:
     rows = engine.table(
         "SELECT reason, count(*) AS n FROM quarantine WHERE stage = $stage GROUP BY 1 ORDER BY 1",
@@ -208,18 +212,12 @@ def _as_built(
     warehouse: Warehouse, engine: Engine, began: float, unchanged: bool = True, incremental: bool = False
 ) -> SilverResult:
     """The figures of the silver tables as they are (``unchanged``: as the last build left them)."""
-    warehouse.expose(engine, (BRONZE_EVENTS, SILVER_EVENTS, SESSIONS, QUARANTINE))
-    figures = engine.table(
-        """
-        SELECT
-            (SELECT count(*) FROM bronze_events) AS bronze_rows,
-            (SELECT count(*) FROM silver_events) AS events,
-            (SELECT coalesce(sum(duplicates), 0)::BIGINT FROM silver_events) AS duplicates,
-            (SELECT count(*) FROM sessions) AS sessions
-        """
-    ).to_pylist()[0]
+    warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
     return SilverResult(
-        **figures,
+        bronze_rows=row_count(warehouse.table(BRONZE_EVENTS)),
+        events=row_count(warehouse.table(SILVER_EVENTS)),
+        duplicates=_duplicates_removed(engine),
+        sessions=row_count(warehouse.table(SESSIONS)),
         quarantined_by_reason=_quarantined_by_reason(engine),
         seconds=time.perf_counter() - began,
         versions={t.view: warehouse.table(t).version() for t in (SILVER_EVENTS, SESSIONS, QUARANTINE)},
