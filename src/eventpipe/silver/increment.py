@@ -16,8 +16,10 @@ from eventpipe.engine import Engine
 from eventpipe.engine.delta import Written
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
-from eventpipe.sql import date_in
+from eventpipe.sql import date_in, date_literal
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
+
+_FOREVER = datetime.max.replace(tzinfo=UTC)
 
 #: The app transaction that says up to which bronze version silver's rejects are in the quarantine.
 REJECTS_APPLIED = "eventpipe.silver.rejects"
@@ -54,7 +56,9 @@ def increment(
         )
     engine.execute(f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM ({sql.VALID})", params)
     warehouse.expose(engine, (SILVER_EVENTS, SESSIONS))
-    # per user with new rows, the sessions ending within the timeout before its first new event, or later
+    # per user with new rows, the sessions ending within the timeout before its first new event, or later;
+    # the earliest such end as a constant too, so that only the files of sessions ending after it are read
+    earliest = engine.scalar("SELECT min(event_time) FROM new_rows")
     engine.execute(
         """
         CREATE OR REPLACE TEMP TABLE touched AS
@@ -62,16 +66,20 @@ def increment(
         FROM sessions AS s JOIN (
             SELECT user_id, min(epoch_us(event_time)) - $timeout_us AS cutoff_us FROM new_rows GROUP BY 1
         ) AS n ON s.user_id = n.user_id AND epoch_us(s.session_end) >= n.cutoff_us
+        WHERE s.session_end >= $earliest_end
         """,
-        params,
+        params | {"earliest_end": (earliest or _FOREVER) - timedelta(microseconds=params["timeout_us"])},
     )
+    # a touched session's events are on or after its date: as a literal, the earlier partitions are not read
+    first_date = engine.scalar("SELECT min(session_date) FROM touched")
+    from_first = f"event_date >= {date_literal(first_date.isoformat())}" if first_date else "FALSE"
+    touched_events = f"{from_first} AND session_id IN (SELECT session_id FROM touched)"
     engine.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE event_rows AS
         SELECT {_FIELDS}, _source_file, _source_line, duplicates + 1 AS _copies
         FROM silver_events
-        WHERE event_date >= (SELECT min(session_date) FROM touched)
-            AND session_id IN (SELECT session_id FROM touched)
+        WHERE {touched_events}
         UNION ALL
         SELECT {_FIELDS}, _source_file, _source_line, _copies FROM new_rows
         """
@@ -88,8 +96,7 @@ def increment(
         engine,
         SILVER_EVENTS,
         "event_date",
-        "SELECT event_date FROM silver_events WHERE event_date >= (SELECT min(session_date) FROM touched) "
-        "AND session_id IN (SELECT session_id FROM touched)",
+        f"SELECT event_date FROM silver_events WHERE {touched_events}",
         untouched,
         "new_events",
         record,
