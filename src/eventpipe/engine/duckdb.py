@@ -51,6 +51,9 @@ class DuckDBEngine(Engine):
         # Ingestion relies on scan order (line numbers stay with their rows);
         # transformations do not, and without it DuckDB needs far less memory.
         self.con.execute(f"SET preserve_insertion_order = {str(keep_order).lower()}")
+        # freed memory is returned to the system by a thread of its own, not by the query's
+        # threads: silver's 10M-event query took 0.2-1.2 s less in each of six paired runs
+        self.con.execute("SET allocator_background_threads = true")
         # a double's shortest round-trip text (1e-07, 100.0); the Spark engine defines the same
         self.con.execute("CREATE TEMP MACRO canonical_double(x) AS CAST(CAST(x AS DOUBLE) AS VARCHAR)")
 
