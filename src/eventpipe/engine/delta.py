@@ -37,6 +37,8 @@ _ROWS_PER_GROUP = 256 * 1024
 # rows of the first batch whose distinct values decide the dictionary columns
 _DICTIONARY_SAMPLE_ROWS = 16_384
 _ROWS_HELD = 1024 * 1024
+# The columns worth a dictionary, per table folder and file schema, as first decided in this process.
+_DICTIONARY_COLUMNS: dict[tuple[str, pa.Schema], list[str]] = {}
 # Encoding runs in threads of their own, overlapping the producer; each encodes
 # the files of its share of the partitions.
 _ENCODERS = 2
@@ -175,7 +177,15 @@ class _PartitionedFiles:
 
     def add(self, batch: pa.RecordBatch) -> None:
         if self.dictionary_columns is None:
-            self.dictionary_columns = _repetitive_columns(batch, self.file_schema)
+            # a table's columns keep their character from one write to the next: decided once per
+            # table and process (sampling each file's first batch cost 18 ms a file in ingest)
+            known = (str(self.root), self.file_schema)
+            if known in _DICTIONARY_COLUMNS:
+                self.dictionary_columns = _DICTIONARY_COLUMNS[known]
+            else:
+                self.dictionary_columns = _repetitive_columns(batch, self.file_schema)
+                if batch.num_rows:  # an empty batch tells nothing
+                    _DICTIONARY_COLUMNS[known] = self.dictionary_columns
         if not batch.num_rows:
             return
         for key, part in _by_partition(pa.Table.from_batches([batch]), self.partition_by):
