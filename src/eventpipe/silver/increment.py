@@ -19,7 +19,8 @@ from eventpipe.silver import sql
 from eventpipe.sql import date_in, date_literal
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, TableSpec, Warehouse
 
-_FOREVER = datetime.max.replace(tzinfo=UTC)
+#: Later than any event: the end of a build that nothing in the future will invalidate.
+FOREVER = datetime.max.replace(tzinfo=UTC)
 
 #: The app transaction that says up to which bronze version silver's rejects are in the quarantine.
 REJECTS_APPLIED = "eventpipe.silver.rejects"
@@ -68,7 +69,7 @@ def increment(
         ) AS n ON s.user_id = n.user_id AND epoch_us(s.session_end) >= n.cutoff_us
         WHERE s.session_end >= $earliest_end
         """,
-        params | {"earliest_end": (earliest or _FOREVER) - timedelta(microseconds=params["timeout_us"])},
+        params | {"earliest_end": (earliest or FOREVER) - timedelta(microseconds=params["timeout_us"])},
     )
     # a touched session's events are on or after its date: as a literal, the earlier partitions are not read
     first_date = engine.scalar("SELECT min(session_date) FROM touched")

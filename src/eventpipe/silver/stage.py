@@ -13,7 +13,7 @@ from eventpipe.errors import MissingTableError
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
 from eventpipe.silver.dates import rebuild_dates
-from eventpipe.silver.increment import REJECTS_APPLIED, increment
+from eventpipe.silver.increment import FOREVER, REJECTS_APPLIED, increment
 from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE, SESSIONS, SILVER_EVENTS, Warehouse
 
 STAGE = "silver"
@@ -95,9 +95,7 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
     first_future = engine.scalar(
         "SELECT min(event_time) FROM bronze_events WHERE event_time > $future_limit", params
     )
-    valid_until = (
-        first_future - timedelta(hours=settings.future_tolerance_hours) if first_future else _FOREVER
-    )
+    valid_until = first_future - timedelta(hours=settings.future_tolerance_hours) if first_future else FOREVER
     # "build" names this full build; increments keep it, so gold can tell it only had events added
     record = {
         "inputs": inputs,
@@ -135,9 +133,6 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
             "quarantine": rejected.version,
         },
     )
-
-
-_FOREVER = datetime.max.replace(tzinfo=UTC)
 
 
 def rebuild_silver_dates(ctx: RunContext, first: date | None, last: date | None) -> SilverResult:
