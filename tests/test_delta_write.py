@@ -1,14 +1,20 @@
 """Tables written by eventpipe read back whole, and filters on any column find every match."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+from deltalake.transaction import AddAction
 
 from eventpipe.engine import DuckDBEngine
-from eventpipe.engine.delta import write
+from eventpipe.engine.delta import file_statistics, row_count, write
+from eventpipe.fields import BRONZE_SCHEMA
+from eventpipe.runs import newest_event
+from eventpipe.warehouse import BRONZE_EVENTS, Warehouse
 
 ROWS = pa.table(
     {
@@ -66,3 +72,44 @@ def test_replace_swaps_a_partition_in_one_commit(table):
 def test_replace_everything(table):
     write(table, ROWS.schema, ROWS.slice(0, 1).to_batches(), ("day",), replace=[])
     assert DeltaTable(table.table_uri).to_pyarrow_table().num_rows == 1
+
+
+def _commit_without_statistics(table: DeltaTable, rows: pa.Table, partition: str) -> None:
+    """Add ``rows`` (of one ``partition`` value) as a file whose log entry records no statistics,
+    as the protocol allows other writers to do."""
+    value = str(rows.column(partition)[0].as_py())
+    folder = Path(table.table_uri.removeprefix("file://")) / f"{partition}={value}"
+    folder.mkdir(exist_ok=True)
+    pq.write_table(rows.drop_columns([partition]), folder / "bare.parquet")
+    size = (folder / "bare.parquet").stat().st_size
+    action = AddAction(f"{partition}={value}/bare.parquet", size, {partition: value}, 0, True, "{}")
+    table.create_write_transaction([action], mode="append", schema=rows.schema, partition_by=[partition])
+
+
+def test_row_counts_come_from_the_log_or_else_from_the_files(table):
+    assert file_statistics(table) is not None
+    assert row_count(table) == ROWS.num_rows
+    _commit_without_statistics(table, ROWS.slice(0, 2), "day")
+    table = DeltaTable(table.table_uri)
+    assert file_statistics(table) is None
+    assert row_count(table) == ROWS.num_rows + 2
+
+
+def test_the_newest_event_comes_from_the_log_or_else_from_the_files(tmp_path):
+    warehouse = Warehouse.open(tmp_path / "w", create=True)
+    assert newest_event(warehouse) is None
+    bronze = warehouse.table(BRONZE_EVENTS)
+
+    def events(*days: int) -> pa.Table:
+        times = [datetime(2020, 1, d, 12, tzinfo=UTC) for d in days]
+        rows = [
+            {"event_time": t, "event_type": "view", "user_id": 1, "event_date": t.date(), "_source_line": i}
+            for i, t in enumerate(times)
+        ]
+        return pa.Table.from_pylist(rows, schema=BRONZE_SCHEMA)
+
+    write(bronze, BRONZE_SCHEMA, events(3, 1).to_batches(), BRONZE_EVENTS.partition_by)
+    assert newest_event(warehouse) == datetime(2020, 1, 3, 12, tzinfo=UTC)
+    # a later event in a file the log says nothing about: its footer is read
+    _commit_without_statistics(bronze, events(9), "event_date")
+    assert newest_event(Warehouse.open(tmp_path / "w", create=False)) == datetime(2020, 1, 9, 12, tzinfo=UTC)
