@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from eventpipe.builds import applying
 from eventpipe.engine import Engine
-from eventpipe.engine.delta import file_statistics
+from eventpipe.engine.delta import file_statistics, local_path, row_count
 from eventpipe.fields import RUNS_SCHEMA
 from eventpipe.sql import date_in
 from eventpipe.warehouse import BRONZE_EVENTS, RUNS, SESSIONS, Warehouse
@@ -39,7 +39,7 @@ def newest_event(warehouse: Warehouse) -> datetime | None:
             return _aware(max((high for high, _ in highs if high is not None), default=None))
     newest = None
     for uri in warehouse.table(BRONZE_EVENTS).file_uris():
-        metadata = pq.read_metadata(uri.removeprefix("file://"))
+        metadata = pq.read_metadata(local_path(uri))
         column = metadata.schema.to_arrow_schema().get_field_index("event_time")
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(column).statistics
@@ -59,7 +59,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def _newest_by_reading(warehouse: Warehouse) -> datetime | None:
-    files = [u.removeprefix("file://") for u in warehouse.table(BRONZE_EVENTS).file_uris()]
+    files = [str(local_path(u)) for u in warehouse.table(BRONZE_EVENTS).file_uris()]
     return pc.max(pq.ParquetDataset(files).read(columns=["event_time"]).column(0)).as_py()
 
 
@@ -87,7 +87,7 @@ def count_session_changes(
     version can no longer be read."""
     warehouse.expose(engine, (SESSIONS,))
     if before_version is None:
-        return {"new": engine.scalar("SELECT count(*) FROM sessions"), "updated": 0, "removed": 0}
+        return {"new": row_count(warehouse.table(SESSIONS)), "updated": 0, "removed": 0}
     if not engine.expose_version("old_sessions", warehouse.table(SESSIONS), before_version):
         return None
     within = "TRUE" if dates is None else date_in("session_date", set(dates))

@@ -138,7 +138,12 @@ def stage(
 
 def table_root(table: DeltaTable) -> Path:
     """The folder of a table on local disk."""
-    return Path(table.table_uri.removeprefix("file://"))
+    return local_path(table.table_uri)
+
+
+def local_path(uri: str) -> Path:
+    """The path on local disk of a ``file://`` URI (as ``deltalake`` names tables and files)."""
+    return Path(uri.removeprefix("file://"))
 
 
 class _PartitionedFiles:
@@ -427,6 +432,6 @@ def readable_version(table: DeltaTable, version: int) -> DeltaTable | None:
     """``table`` as it was at ``version``, if its files alone give its rows and are all still
     there (not vacuumed); None otherwise."""
     old = DeltaTable(table.table_uri, version=version)
-    if not plain_parquet(old) or not all(Path(f.removeprefix("file://")).exists() for f in old.file_uris()):
+    if not plain_parquet(old) or not all(local_path(f).exists() for f in old.file_uris()):
         return None
     return old

@@ -18,6 +18,7 @@ from eventpipe.engine.delta import row_count
 from eventpipe.fields import QUALITY_RESULTS_SCHEMA
 from eventpipe.ingest.ledger import file_records
 from eventpipe.quality.checks import Check, all_checks
+from eventpipe.silver.stage import duplicates_removed
 from eventpipe.sql import date_in, ident
 from eventpipe.warehouse import BRONZE_EVENTS, LAYERS, LOGS, QUALITY_RESULTS, QUARANTINE, TABLES, Warehouse
 
@@ -191,7 +192,7 @@ def warehouse_figures(engine: Engine, warehouse: Warehouse, missing_views: list[
             "SELECT stage, reason, count(*) AS rows FROM quarantine GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2"
         ).to_pylist()
     if "silver_events" in rows and "bronze_events" in rows:
-        duplicates = engine.scalar("SELECT coalesce(sum(duplicates), 0)::BIGINT FROM silver_events")
+        duplicates = duplicates_removed(engine)
         in_silver = sum(q["rows"] for q in figures["quarantined_by_reason"] if q["stage"] == "silver")
         figures["conservation"] = {
             "bronze_rows": rows["bronze_events"],

@@ -118,7 +118,7 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
         settings.event_types, settings.revenue_type, SILVER_EVENTS.view
     )
     sessions = warehouse.replace(SESSIONS, engine.query(sessions_sql, sessions_params), commit=marked(record))
-    duplicates = _duplicates_removed(engine)
+    duplicates = duplicates_removed(engine)
     reasons = _quarantined_by_reason(engine)
     return SilverResult(
         bronze_rows=bronze_rows,
@@ -191,7 +191,8 @@ def _rules(settings: Settings) -> dict:
     }
 
 
-def _duplicates_removed(engine: Engine) -> int:
+def duplicates_removed(engine: Engine) -> int:
+    """Records silver removed as copies of an event (``silver_events`` exposed)."""
     return engine.scalar(f"SELECT coalesce(sum(duplicates), 0)::BIGINT FROM {SILVER_EVENTS.view}")
 
 
@@ -211,7 +212,7 @@ def _as_built(
     return SilverResult(
         bronze_rows=row_count(warehouse.table(BRONZE_EVENTS)),
         events=row_count(warehouse.table(SILVER_EVENTS)),
-        duplicates=_duplicates_removed(engine),
+        duplicates=duplicates_removed(engine),
         sessions=row_count(warehouse.table(SESSIONS)),
         quarantined_by_reason=_quarantined_by_reason(engine),
         seconds=time.perf_counter() - began,
