@@ -133,9 +133,11 @@ class Settings(BaseSettings):
     funnel_steps: list[str] = Field(default_factory=lambda: ["view", "cart", "purchase"], min_length=2)
     """The ordered funnel of gold/funnel, as canonical event types."""
 
-    rows_per_bucket: int = Field(default=2_000_000, ge=1)
-    """A date-range rebuild whose range holds more bronze rows than this is done as a full
-    build (the same tables; a full build streams in bounded memory, a range is held whole)."""
+    rows_per_bucket: int = Field(default=4_000_000, ge=1)
+    """A full silver build sorts the rows of a bucket of users at a time, buckets of about this
+    many bronze rows, so that a sort fits in ``memory_limit``. A date-range rebuild whose range
+    holds more bronze rows than this is done as a full build (the same tables; a full build
+    streams in bounded memory, a range is held whole)."""
 
     memory_limit: str = "1GB"
     """Memory DuckDB may use before it spills to the warehouse's _tmp folder."""

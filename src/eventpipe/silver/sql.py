@@ -60,6 +60,16 @@ FROM ({JUDGED})
 WHERE reason IS NULL
 """
 
+
+def valid_in_bucket(buckets: int, bucket: int) -> str:
+    """VALID's rows of the users in bucket ``bucket`` of ``buckets`` (by a hash of user_id).
+
+    A user's rows are all in one bucket, and silver's windows only look within a user:
+    silver events built a bucket at a time are the events built from all rows at once.
+    """
+    return f"SELECT * FROM ({VALID}) WHERE hash(user_id) % {int(buckets)} = {int(bucket)}"
+
+
 # Silver events from ``event_rows`` (valid rows, each standing for ``_copies`` records:
 # 1 for a bronze row, more for a silver event being recomputed).
 #

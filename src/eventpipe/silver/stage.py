@@ -2,12 +2,16 @@
 
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+
+import pyarrow as pa
 
 from eventpipe.builds import REBUILT, applying, built_from, marked
 from eventpipe.context import RunContext
 from eventpipe.engine import Engine
+from eventpipe.engine.base import Relation
 from eventpipe.engine.delta import row_count
 from eventpipe.errors import MissingTableError
 from eventpipe.settings import Settings
@@ -108,11 +112,11 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
         where=[("stage", "=", STAGE)],
         commit=applying(REJECTS_APPLIED, inputs["bronze"]),
     )
-    max_session_length = settings.max_session_minutes is not None
-    events_sql = sql.events(max_session_length, engine.ordered_windows, f"({sql.VALID})")
     params |= sql.expose_source_files(engine, BRONZE_EVENTS.view)
+    buckets = -(-bronze_rows // settings.rows_per_bucket) if engine.ordered_windows else 1
+    rows = _silver_events(engine, settings.max_session_minutes is not None, params, max(buckets, 1))
     # both commits record what silver was built from; sessions, the last, completes it
-    events = warehouse.replace(SILVER_EVENTS, engine.query(events_sql, params), commit=marked(record))
+    events = warehouse.replace(SILVER_EVENTS, rows, commit=marked(record))
     warehouse.expose(engine, (SILVER_EVENTS, QUARANTINE))
     sessions_sql, sessions_params = sql.sessions(
         settings.event_types, settings.revenue_type, SILVER_EVENTS.view
@@ -133,6 +137,31 @@ def build_silver(ctx: RunContext, force: bool = False) -> SilverResult:
             "quarantine": rejected.version,
         },
     )
+
+
+def _silver_events(
+    engine: Engine, max_session_length: bool, params: dict, buckets: int
+) -> Relation | pa.RecordBatchReader:
+    """Silver events of all of bronze, computed a bucket of users at a time, one bucket after another.
+
+    An engine with ordered windows sorts all the rows it is given at once: within
+    memory_limit, one sort of 40M rows spilled 14 GB to disk and took 91 s, eight
+    sorts of a bucket of users each 68 s in all.
+    """
+    if buckets == 1:
+        return engine.query(sql.events(max_session_length, engine.ordered_windows, f"({sql.VALID})"), params)
+    statements = [
+        sql.events(max_session_length, engine.ordered_windows, f"({sql.valid_in_bucket(buckets, bucket)})")
+        for bucket in range(buckets)
+    ]
+    first = engine.stream(statements[0], params)
+
+    def in_turn() -> Iterator[pa.RecordBatch]:
+        yield from first  # drained before the next statement runs: one result at a time
+        for statement in statements[1:]:
+            yield from engine.stream(statement, params)
+
+    return pa.RecordBatchReader.from_batches(first.schema, in_turn())
 
 
 def rebuild_silver_dates(ctx: RunContext, first: date | None, last: date | None) -> SilverResult:
