@@ -127,22 +127,22 @@ def _later_steps(steps: list[str], key: str, events: str, firsts_known: bool = T
     """
     ctes = []
     for k in range(2, len(steps) + 1):
-        if not firsts_known:
+        if firsts_known:
+            carried = "".join(f", p.first_{n}" for n in range(k + 1, len(steps) + 1))
             ctes.append(f""", step_{k} AS (
-    SELECT e.{ident(key)} AS entity, min(e.event_time) AS at
-    FROM {events} AS e JOIN step_{k - 1} AS p ON e.{ident(key)} = p.entity AND e.event_time >= p.at
-    WHERE e.event_type = $step_{k}
-    GROUP BY 1
-)""")
-            continue
-        carried = "".join(f", p.first_{n}" for n in range(k + 1, len(steps) + 1))
-        ctes.append(f""", step_{k} AS (
     SELECT p.entity, p.first_{k} AS at{carried} FROM step_{k - 1} AS p WHERE p.first_{k} >= p.at
     UNION ALL
     SELECT p.entity, min(e.event_time) AS at{carried}
     FROM step_{k - 1} AS p JOIN {events} AS e ON e.{ident(key)} = p.entity AND e.event_time >= p.at
     WHERE p.first_{k} < p.at AND e.event_type = $step_{k}
     GROUP BY p.entity{carried}
+)""")
+        else:
+            ctes.append(f""", step_{k} AS (
+    SELECT e.{ident(key)} AS entity, min(e.event_time) AS at
+    FROM {events} AS e JOIN step_{k - 1} AS p ON e.{ident(key)} = p.entity AND e.event_time >= p.at
+    WHERE e.event_type = $step_{k}
+    GROUP BY 1
 )""")
     return "".join(ctes)
 

@@ -66,6 +66,7 @@ def valid_in_bucket(buckets: int, bucket: int) -> str:
 
     A user's rows are all in one bucket, and silver's windows only look within a user:
     silver events built a bucket at a time are the events built from all rows at once.
+    (``hash`` is DuckDB's: only an engine with ordered windows builds in buckets.)
     """
     return f"SELECT * FROM ({VALID}) WHERE hash(user_id) % {int(buckets)} = {int(bucket)}"
 
