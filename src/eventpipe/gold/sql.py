@@ -127,23 +127,18 @@ def _later_steps(steps: list[str], key: str, events: str, firsts_known: bool = T
     """
     ctes = []
     for k in range(2, len(steps) + 1):
-        if firsts_known:
-            carried = "".join(f", p.first_{n}" for n in range(k + 1, len(steps) + 1))
-            ctes.append(f""", step_{k} AS (
-    SELECT p.entity, p.first_{k} AS at{carried} FROM step_{k - 1} AS p WHERE p.first_{k} >= p.at
-    UNION ALL
-    SELECT p.entity, min(e.event_time) AS at{carried}
-    FROM step_{k - 1} AS p JOIN {events} AS e ON e.{ident(key)} = p.entity AND e.event_time >= p.at
-    WHERE p.first_{k} < p.at AND e.event_type = $step_{k}
-    GROUP BY p.entity{carried}
-)""")
-        else:
-            ctes.append(f""", step_{k} AS (
-    SELECT e.{ident(key)} AS entity, min(e.event_time) AS at
+        carried = "".join(f", p.first_{n}" for n in range(k + 1, len(steps) + 1)) if firsts_known else ""
+        only_early = f"p.first_{k} < p.at AND " if firsts_known else ""
+        entered = f"""SELECT e.{ident(key)} AS entity, min(e.event_time) AS at{carried}
     FROM {events} AS e JOIN step_{k - 1} AS p ON e.{ident(key)} = p.entity AND e.event_time >= p.at
-    WHERE e.event_type = $step_{k}
-    GROUP BY 1
-)""")
+    WHERE {only_early}e.event_type = $step_{k}
+    GROUP BY e.{ident(key)}{carried}"""
+        if firsts_known:  # the others entered step k with their first step-k event
+            entered = (
+                f"SELECT p.entity, p.first_{k} AS at{carried} FROM step_{k - 1} AS p "
+                f"WHERE p.first_{k} >= p.at\n    UNION ALL\n    {entered}"
+            )
+        ctes.append(f""", step_{k} AS (\n    {entered}\n)""")
     return "".join(ctes)
 
 
