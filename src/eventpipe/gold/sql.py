@@ -114,7 +114,7 @@ GROUP BY 1
     return statement, {"revenue_type": revenue_type}
 
 
-def _later_steps(steps: list[str], key: str, events: str, firsts_known: bool = True) -> str:
+def _later_steps(steps: list[str], key: str, events: str, *, firsts_known: bool) -> str:
     """CTEs ``step_2`` ... : when each entity of ``step_1`` (``entity``, ``at``) entered each later
     step of the ordered funnel: its earliest step-k event at or after it entered step k-1.
 
@@ -166,7 +166,7 @@ def session_step_times(steps: list[str], sessions: str, events: str) -> tuple[st
 WITH step_1 AS (
     SELECT session_id AS entity, session_date, {ident(first_column(steps[0]))} AS at{later_firsts}
     FROM {sessions} WHERE {ident(first_column(steps[0]))} IS NOT NULL
-){_later_steps(steps, "session_id", events)}
+){_later_steps(steps, "session_id", events, firsts_known=True)}
 SELECT entity AS session_id, session_date, {_entered(steps)}
 FROM step_1 {_joins(steps)}
 """

@@ -149,13 +149,14 @@ def _silver_events(
     each of one bucket of users, 68 s in all. Other engines (Spark) sort each user's rows
     apart anyway, and stream only small results to this process: one query.
     """
+
+    def events_of(rows: str) -> str:
+        return sql.events(max_session_length, engine.ordered_windows, f"({rows})")
+
     buckets = -(-bronze_rows // rows_per_bucket) if engine.ordered_windows else 1
     if buckets <= 1:
-        return engine.query(sql.events(max_session_length, engine.ordered_windows, f"({sql.VALID})"), params)
-    statements = [
-        sql.events(max_session_length, engine.ordered_windows, f"({sql.valid_in_bucket(buckets, bucket)})")
-        for bucket in range(buckets)
-    ]
+        return engine.query(events_of(sql.VALID), params)
+    statements = [events_of(sql.valid_in_bucket(buckets, bucket)) for bucket in range(buckets)]
     first = engine.stream(statements[0], params)
 
     def in_turn() -> Iterator[pa.RecordBatch]:
