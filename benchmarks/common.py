@@ -1,8 +1,9 @@
-"""Helpers for benchmarks: run a command in a child process, report wall time and peak memory."""
+"""Helpers for benchmarks: run a command in a child process, report wall time, CPU time and peak memory."""
 
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -19,21 +20,24 @@ class Measured:
     # with measure_tree: the peaks of the command's own process and of the processes it started
     own_peak_mib: float = 0.0
     children_peak_mib: float = 0.0
+    # user + system seconds of every thread of the command (and of the processes it waited for):
+    # on two cores, a run whose CPU seconds are twice its wall seconds can only get faster by doing less
+    cpu_seconds: float = 0.0
 
 
 def measure(command: list[str]) -> Measured:
-    """Run ``command``; its wall time and the peak resident memory of the child process."""
+    """Run ``command``; its wall time, CPU time and the peak resident memory of the child process."""
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - began
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()}")
-    return Measured(seconds, usage.ru_maxrss / 1024)
+    return Measured(seconds, usage.ru_maxrss / 1024, cpu_seconds=_cpu_seconds(usage))
 
 
 def measure_tree(command: list[str]) -> Measured:
-    """Run ``command``; its wall time, its standard output and the peak resident memory of its
+    """Run ``command``; its wall time, CPU time, standard output and the peak resident memory of its
     whole process tree (sampled every 20 ms, and never below the main process's own peak)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         began = time.perf_counter()
@@ -59,7 +63,12 @@ def measure_tree(command: list[str]) -> Measured:
             out.read().decode(),
             max(own_peak, usage.ru_maxrss) / 1024,
             children_peak / 1024,
+            _cpu_seconds(usage),
         )
+
+
+def _cpu_seconds(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def _tree_rss(root: int) -> int:
