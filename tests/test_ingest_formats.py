@@ -1,15 +1,20 @@
 """Other formats and spellings: JSON lines, Parquet, renamed columns, quoting, line endings."""
 
 import gzip
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
 
+from eventpipe.context import open_run
+from eventpipe.ingest.ledger import file_records
 from eventpipe.settings import Settings
-from eventpipe.warehouse import BRONZE_EVENTS, QUARANTINE
+from eventpipe.warehouse import BRONZE_EVENTS, MARKER, QUARANTINE
 
 from .conftest import read
 from .steps import ingest
@@ -125,6 +130,29 @@ def test_changed_file_is_reported_not_ingested_twice(settings, tmp_path):
     copy = tmp_path / "copy.csv"
     copy.write_text(HEADER + "\n2020-09-24 12:00:00 UTC,view,1,2,,,1.5,7,s1\n")
     assert ingest(settings, [str(copy)]).files[0].status == "same content as an ingested file"
+
+
+@pytest.mark.parametrize("made_before", [False, True])
+def test_a_warehouse_keeps_the_fingerprint_it_was_made_with(settings, tmp_path, made_before):
+    """New warehouses know files by their SHA-256; one made before its marker named the hash
+    keeps BLAKE2b, so that the files it holds are still known, by path and by content."""
+    with open_run(settings):
+        pass
+    if made_before:
+        (settings.warehouse / MARKER).write_text(json.dumps({"format": 1}) + "\n")
+    content = (HEADER + "\n2020-09-24 12:00:00 UTC,view,1,2,,,1.5,7,s1\n").encode()
+    source = tmp_path / "events.csv"
+    source.write_bytes(content)
+    ingest(settings, [str(source)])
+
+    [record] = file_records(DeltaTable(str(settings.warehouse / QUARANTINE.path)))
+    expected = hashlib.blake2b(content, digest_size=20) if made_before else hashlib.sha256(content)
+    assert record.fingerprint == expected.hexdigest()
+    assert ingest(settings, [str(source)]).files[0].status == "already ingested"
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(content)
+    assert ingest(settings, [str(copy)]).files[0].status == "same content as an ingested file"
+    assert read(settings, BRONZE_EVENTS).num_rows == 1
 
 
 def test_glob_and_folder_sources(settings, tmp_path):

@@ -20,6 +20,11 @@ from eventpipe.fields import BRONZE_SCHEMA, QUALITY_RESULTS_SCHEMA, QUARANTINE_S
 MARKER = "_eventpipe.json"
 LOCK = "_eventpipe.lock"
 FORMAT_VERSION = 1
+# The hash that identifies an ingested file's content, named in the marker of each new warehouse.
+# SHA-256 runs on the CPU's hash instructions: 1.4 GB/s here, against 0.34 GB/s for BLAKE2b,
+# which spent 3.5 CPU-s reading a 1.2 GB CSV; warehouses made before the marker named it use BLAKE2b.
+FINGERPRINT = "sha256"
+LEGACY_FINGERPRINT = "blake2b-160"
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,23 @@ class Warehouse:
             )
         try:
             root.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
+            marker.write_text(json.dumps({"format": FORMAT_VERSION, "fingerprint": FINGERPRINT}) + "\n")
         except OSError as error:
             raise WarehouseError(f"cannot create warehouse {root}: {error.strerror}") from None
         return cls(root)
 
     def path(self, table: TableSpec) -> Path:
         return self.root / table.path
+
+    @property
+    def fingerprint(self) -> str:
+        """The hash this warehouse's ledger identifies files' content by (named in its marker)."""
+        try:
+            return json.loads((self.root / MARKER).read_text()).get("fingerprint", LEGACY_FINGERPRINT)
+        except (OSError, ValueError, AttributeError):
+            raise WarehouseError(
+                f"{self.root / MARKER} cannot be read as this warehouse's marker; restore it from a backup"
+            ) from None
 
     def exists(self, table: TableSpec) -> bool:
         return table.path in self._tables or DeltaTable.is_deltatable(str(self.path(table)))

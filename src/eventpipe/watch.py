@@ -109,5 +109,5 @@ def _ingested(settings: Settings) -> set[tuple[str, int, int]]:
     warehouse = Warehouse(settings.warehouse)
     if not (warehouse.exists(BRONZE_EVENTS) and warehouse.exists(QUARANTINE)):
         return set()
-    ledger = Ledger(warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE))
+    ledger = Ledger(warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE), warehouse.fingerprint)
     return {(r.path, r.size, r.mtime_ns) for r in ledger.by_path.values()}

@@ -122,7 +122,7 @@ def ingest(
         warehouse.table(QUARANTINE),
         ReadLimits(settings.read_chunk_bytes, settings.max_record_bytes),
     )
-    ledger = Ledger(target.bronze, target.quarantine)
+    ledger = Ledger(target.bronze, target.quarantine, warehouse.fingerprint)
     if ctx.engine.reads_files_in_tasks:
         results = _ingest_in_tasks(target, ledger, files, settings, progress)
     else:
@@ -186,7 +186,8 @@ def _ingest_in_tasks(
         except (SourceError, OSError, EOFError) as error:
             decided[source.name] = _failed(source, error)
             continue
-        work.append((source, layout, task_for(source, layout, target.limits, settings.memory_limit)))
+        task = task_for(source, layout, target.limits, settings.memory_limit, ledger.fingerprint)
+        work.append((source, layout, task))
     if work:
         decided |= {r.path: r for r in ingest_in_tasks(target, ledger, work)}
     results = [decided[source.name] for source in files]
@@ -224,7 +225,7 @@ def _start(source: SourceFile, ledger: Ledger, settings: Settings, limits: ReadL
         layout = detect_layout(source, settings.columns)
     except (SourceError, OSError, EOFError):
         return None
-    fingerprint = new_fingerprint()
+    fingerprint = new_fingerprint(ledger.fingerprint)
     return _Started(layout, fingerprint, read_ahead(source, layout, limits, fingerprint))
 
 
@@ -271,13 +272,15 @@ def _read_new_file(
     known = ledger.by_path.get(source.name)
     # a file known by its path is checked before it is read (it may have changed, and
     # would be read again on every run); a new one is fingerprinted while it is read
-    fingerprint = source.fingerprint() if known or source.format is SourceFormat.parquet else None
+    fingerprint = (
+        source.fingerprint(ledger.fingerprint) if known or source.format is SourceFormat.parquet else None
+    )
     if fingerprint is not None and (skipped := _skipped(source, known, ledger, fingerprint)):
         return skipped
 
     if started is None:
         layout, ahead = detect_layout(source, settings.columns), None
-        reading = new_fingerprint() if fingerprint is None else None
+        reading = new_fingerprint(ledger.fingerprint) if fingerprint is None else None
     else:  # a new text file: nothing known of it, fingerprinted as it is read
         layout, reading, ahead = started.layout, started.fingerprint, started.reading
     ingested_at = datetime.now(UTC)

@@ -36,8 +36,9 @@ class FileRecord:
 class Ledger:
     """The ingested files, read from the bronze and quarantine tables."""
 
-    def __init__(self, bronze: DeltaTable, quarantine: DeltaTable) -> None:
+    def __init__(self, bronze: DeltaTable, quarantine: DeltaTable, fingerprint: str) -> None:
         self._bronze, self._quarantine = bronze, quarantine
+        self.fingerprint = fingerprint  # the hash of files' content (``Warehouse.fingerprint``)
         self.by_path: dict[str, FileRecord] = {}
         for record in file_records(quarantine):  # oldest first: later records win
             self.by_path[record.path] = record

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from eventpipe.errors import SourceError
-from eventpipe.warehouse import MARKER
+from eventpipe.warehouse import LEGACY_FINGERPRINT, MARKER
 
 
 class SourceFormat(StrEnum):
@@ -45,18 +45,22 @@ class SourceFile:
         """The path recorded in ``_source_file``: absolute, so it is unambiguous."""
         return str(self.path)
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, algorithm: str) -> str:
         """A hash of the file's bytes; equal content gives an equal fingerprint."""
-        digest = new_fingerprint()
+        digest = new_fingerprint(algorithm)
         with open(self.path, "rb") as handle:
             while chunk := handle.read(8 * 1024 * 1024):
                 digest.update(chunk)
         return digest.hexdigest()
 
 
-def new_fingerprint() -> "hashlib._Hash":
-    """An empty fingerprint, to be fed a file's bytes in order (``hexdigest`` gives the result)."""
-    return hashlib.blake2b(digest_size=20)
+def new_fingerprint(algorithm: str) -> "hashlib._Hash":
+    """An empty fingerprint, to be fed a file's bytes in order (``hexdigest`` gives the result).
+
+    ``algorithm``: the warehouse's (``Warehouse.fingerprint``)."""
+    if algorithm == LEGACY_FINGERPRINT:
+        return hashlib.blake2b(digest_size=20)
+    return hashlib.new(algorithm)
 
 
 def format_of(path: Path) -> tuple[SourceFormat, bool] | None:

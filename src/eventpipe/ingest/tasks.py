@@ -39,8 +39,11 @@ _BRONZE, _QUARANTINED, _SUMMARY = "bronze", "quarantine", "file"
 _VIEW = "file_rows"
 
 
-def task_for(source: SourceFile, layout: Layout, limits: ReadLimits, memory_limit: str) -> dict:
-    """What a task needs to read ``source``, as plain values (sent to an executor)."""
+def task_for(
+    source: SourceFile, layout: Layout, limits: ReadLimits, memory_limit: str, fingerprint: str
+) -> dict:
+    """What a task needs to read ``source``, as plain values (sent to an executor); ``fingerprint``
+    names the hash of its content."""
     return {
         "path": source.name,
         "format": source.format.value,
@@ -51,6 +54,7 @@ def task_for(source: SourceFile, layout: Layout, limits: ReadLimits, memory_limi
         "chunk_bytes": limits.chunk_bytes,
         "max_record_bytes": limits.max_record_bytes,
         "memory_limit": memory_limit,
+        "fingerprint": fingerprint,
         "ingested_at": datetime.now(UTC).isoformat(),
     }
 
@@ -75,10 +79,10 @@ def _read_file(task: dict) -> Iterator[pa.RecordBatch]:
     ingested_at = datetime.fromisoformat(task["ingested_at"])
     limits = ReadLimits(task["chunk_bytes"], task["max_record_bytes"])
     text = source.format is not SourceFormat.parquet
-    reading = new_fingerprint() if text else None
+    reading = new_fingerprint(task["fingerprint"]) if text else None
     summary: dict = {"note": None}
     try:
-        fingerprint = None if text else source.fingerprint()
+        fingerprint = None if text else source.fingerprint(task["fingerprint"])
         with DuckDBEngine(threads=1, memory_limit=task["memory_limit"]) as engine:
             for rows in typed_batches(engine, source, layout, ingested_at, limits, _ignore, reading):
                 yield _task_rows(rows)
