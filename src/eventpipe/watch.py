@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from eventpipe.context import open_reader, open_run
 from eventpipe.ingest import Progress
-from eventpipe.ingest.ledger import Ledger
+from eventpipe.ingest.ledger import records_by_path
 from eventpipe.ingest.sources import discover
 from eventpipe.pipeline import RunResult, run
 from eventpipe.report import ReportResult, write_html_report
@@ -109,5 +109,5 @@ def _ingested(settings: Settings) -> set[tuple[str, int, int]]:
     warehouse = Warehouse(settings.warehouse)
     if not (warehouse.exists(BRONZE_EVENTS) and warehouse.exists(QUARANTINE)):
         return set()
-    ledger = Ledger(warehouse.table(BRONZE_EVENTS), warehouse.table(QUARANTINE), warehouse.fingerprint)
-    return {(r.path, r.size, r.mtime_ns) for r in ledger.by_path.values()}
+    # the records alone: bronze's log is not needed to know which files it holds
+    return {(r.path, r.size, r.mtime_ns) for r in records_by_path(warehouse.table(QUARANTINE)).values()}

@@ -39,9 +39,7 @@ class Ledger:
     def __init__(self, bronze: DeltaTable, quarantine: DeltaTable, fingerprint: str) -> None:
         self._bronze, self._quarantine = bronze, quarantine
         self.fingerprint = fingerprint  # the hash of files' content (``Warehouse.fingerprint``)
-        self.by_path: dict[str, FileRecord] = {}
-        for record in file_records(quarantine):  # oldest first: later records win
-            self.by_path[record.path] = record
+        self.by_path = records_by_path(quarantine)
 
     def in_bronze(self, fingerprint: str) -> bool:
         return self._bronze.transaction_version(_app_id("bronze", fingerprint)) is not None
@@ -51,6 +49,11 @@ class Ledger:
 
     def path_of(self, fingerprint: str) -> str | None:
         return next((r.path for r in self.by_path.values() if r.fingerprint == fingerprint), None)
+
+
+def records_by_path(quarantine: DeltaTable) -> dict[str, FileRecord]:
+    """The record of each ingested file by its path (of two for one path, the later)."""
+    return {record.path: record for record in file_records(quarantine)}  # oldest first
 
 
 def file_records(quarantine: DeltaTable) -> list[FileRecord]:
