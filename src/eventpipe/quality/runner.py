@@ -138,9 +138,10 @@ def _bindings(engine: Engine, warehouse: Warehouse, changes: Changes | None) -> 
     return {table: sliced.format(**dates) for table, sliced in _SLICES.items()}
 
 
-def bind(check: Check, bindings: dict[str, str]) -> str:
-    """The check's SQL with ``@this`` bound to its table, or to the slice of it in ``bindings``."""
-    return re.sub(r"@this\b", bindings.get(check.table, ident(check.table)), check.sql)
+def bind(check: Check, bindings: dict[str, str], sql: str | None = None) -> str:
+    """The check's SQL (or ``sql`` of the check) with ``@this`` bound to its table, or to the
+    slice of it in ``bindings``."""
+    return re.sub(r"@this\b", bindings.get(check.table, ident(check.table)), sql or check.sql)
 
 
 def _run_check(
@@ -158,8 +159,12 @@ def _run_check(
     if absent:
         return CheckResult(**found, status=SKIPPED, message=f"no {', '.join(absent)} yet")
     offending_sql = bind(check, bindings).strip().rstrip(";")
+    # a screen looks at whole tables: a check bound to what a run changed runs its own SQL
+    screen = check.screen if check.screen and check.table not in bindings else None
     began = time.perf_counter()
     try:
+        if screen and not engine.scalar(f"SELECT count(*) FROM ({bind(check, {}, screen)})", params):
+            return CheckResult(**found, status=PASS, seconds=time.perf_counter() - began)
         # counted, then (only when there are any) the first few: kept in a materialized CTE
         # instead, they made a join that fits in memory run out of it
         offending = engine.scalar(f"SELECT count(*) FROM ({offending_sql})", params)
