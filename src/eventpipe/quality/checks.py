@@ -13,6 +13,11 @@ silver partitions it rewrote, the user_funnel rows of the users with new rows;
 a check guarding any other table sees all of it. ``$newest_before`` is the
 newest bronze event before the run (NULL when the whole table is checked).
 ``eventpipe check`` always checks whole tables.
+
+A built-in check over a large table may carry a ``screen``: SQL that returns no
+rows only when the check's own SQL would return none, far cheaper over whole
+tables (a count of distinct hashes, sums of hashes). The runner runs the
+check's SQL, which names the offending rows, only when the screen returns any.
 """
 
 from dataclasses import dataclass
