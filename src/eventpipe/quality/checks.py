@@ -164,18 +164,25 @@ ANTI JOIN (
 ) AS s ON e.session_id = s.session_id AND e.user_id = s.user_id
 """
 
+
+def _hash_sum(keys: str, times: str | None = None) -> str:
+    """SQL: the sum of the rows' 64-bit hashes of ``keys`` (each counted ``times`` times), exact
+    (DECIMAL(38, 0) holds the hashes of over 10^18 rows). Two sides' sums agree over different
+    keys only by a chance of about one in 2^64: a screen compares them instead of joining keys."""
+    hashed = f"CAST(hash({keys}) AS DECIMAL(38, 0))"
+    return f"coalesce(sum({f'{times} * ' if times else ''}{hashed}), 0)"
+
+
 # Every event names a session of its user when the events' (session, user) keys are, counted
-# with their multiplicity, the sessions' keys counted events_count times. Both sides are summed
-# as 64-bit hashes: sums that agree while an event has no session would need its key's hash to
-# make up, exactly, for the difference (a chance of about one in 2^64). Far cheaper than the
+# with their multiplicity, the sessions' keys counted events_count times: far cheaper than the
 # anti-join, whose hash table of text keys spills at 40M events (12 s against 1.6 s).
-_EVENT_WITHOUT_SESSION_SCREEN = """
+_EVENT_WITHOUT_SESSION_SCREEN = f"""
 WITH events AS (
-    SELECT coalesce(sum(CAST(hash(session_id, user_id) AS DECIMAL(38, 0))), 0) AS keys,
+    SELECT {_hash_sum("session_id, user_id")} AS keys,
         count(*) FILTER (WHERE session_id IS NULL OR user_id IS NULL) AS without_key
     FROM @this
 ), counted AS (
-    SELECT coalesce(sum(events_count * CAST(hash(session_id, user_id) AS DECIMAL(38, 0))), 0) AS keys
+    SELECT {_hash_sum("session_id, user_id", times="events_count")} AS keys
     FROM sessions
 )
 SELECT e.keys AS event_keys, c.keys AS session_keys, e.without_key
@@ -207,15 +214,14 @@ SELECT * FROM figures WHERE user_funnel_rows <> silver_users
 """
 
 # Silver's distinct users (none missing) are user_funnel's users, one row each, when the two
-# have as many and their 64-bit hashes sum alike (sums that agree over other users: a chance of
-# about one in 2^64). One distinct over silver's users, without the join of user_funnel to them.
-_USER_FUNNEL_USERS_SCREEN = """
+# have as many and their hashes sum alike: one distinct over silver's users, without the join
+# of user_funnel to them.
+_USER_FUNNEL_USERS_SCREEN = f"""
 WITH users AS (
-    SELECT count(*) AS silver_users, count(user_id) AS with_id,
-        coalesce(sum(CAST(hash(user_id) AS DECIMAL(38, 0))), 0) AS keys
+    SELECT count(*) AS silver_users, count(user_id) AS with_id, {_hash_sum("user_id")} AS keys
     FROM (SELECT DISTINCT user_id FROM @this)
 ), rows AS (
-    SELECT count(*) AS user_funnel_rows, coalesce(sum(CAST(hash(user_id) AS DECIMAL(38, 0))), 0) AS keys
+    SELECT count(*) AS user_funnel_rows, {_hash_sum("user_id")} AS keys
     FROM user_funnel
 )
 SELECT u.silver_users, r.user_funnel_rows
