@@ -1,6 +1,6 @@
 """Silver, sessions and every gold table against the plain-Python reference implementation."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -142,3 +142,37 @@ def test_nothing_valid_gives_empty_tables(engine, settings, tmp_path, line):
     assert result.ingest.quarantined + result.silver.quarantined == 1
     assert read(settings, SESSIONS).num_rows == 0
     assert all(read(settings, table).num_rows == 0 for table in GOLD_TABLES if table.view != "funnel")
+
+
+def test_sessions_across_the_days_they_are_grouped_by(tmp_path):
+    """A full build groups sessions a range of days at a time and merges those that reach
+    past a range; here each day is a range. Gaps of exactly the timeout at midnight."""
+    rows = [
+        # user 1: 23:30:00 -> 00:00:00 is exactly the timeout: one session across midnight
+        "2020-09-24 23:30:00 UTC,view,1,9,,,1.0,1,s",
+        "2020-09-25 00:00:00 UTC,cart,1,9,,,1.0,1,s",
+        # user 2: one second more: two sessions
+        "2020-09-24 23:29:59 UTC,view,1,9,,,1.0,2,s",
+        "2020-09-25 00:00:00 UTC,cart,1,9,,,1.0,2,s",
+        # user 3: a day's last event, then two of the next day's within the timeout of each other
+        "2020-09-24 23:59:00 UTC,view,1,9,,,1.0,3,s",
+        "2020-09-25 00:29:00 UTC,cart,1,9,,,2.5,3,s",
+        "2020-09-25 00:59:00 UTC,purchase,1,9,,,2.5,3,s",
+        # user 5: the first event of its day, at the timeout past midnight
+        "2020-09-25 00:30:00 UTC,view,1,9,,,1.0,5,s",
+    ]
+    # user 4: an event every 25 minutes for a day and a half: one session over three dates
+    start = datetime(2020, 9, 24, 23, 40, tzinfo=UTC)
+    times = [start + timedelta(minutes=25 * i) for i in range(60)]
+    rows += [f"{t:%Y-%m-%d %H:%M:%S} UTC,view,2,9,,,1.0,4,t" for t in times]
+    source = tmp_path / "midnights.csv"
+    source.write_text("\n".join([HEADER, *rows]) + "\n")
+    settings = Settings.load(warehouse=tmp_path / "wh", rows_per_bucket=4)  # a day a range
+    run(settings, [str(source)], now=NOW)
+    check_against_reference(settings)
+    sessions = read(settings, SESSIONS).to_pylist()
+    per_user = {u: sorted(s["events_count"] for s in sessions if s["user_id"] == u) for u in (1, 2, 3, 4, 5)}
+    assert per_user == {1: [2], 2: [1, 1], 3: [3], 4: [60], 5: [1]}
+    [three] = [s for s in sessions if s["user_id"] == 3]
+    assert (three["revenue"], three["converted"], three["unique_event_types"]) == (2.5, True, 3)
+    assert three["session_date"] == date(2020, 9, 24)

@@ -9,11 +9,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventpipe.settings import Settings
-from eventpipe.warehouse import EVENTS_BY_MINUTE, EVENTS_BY_TYPE, GOLD_TABLES, SESSIONS, SILVER_EVENTS
+from eventpipe.warehouse import (
+    BRONZE_EVENTS,
+    EVENTS_BY_MINUTE,
+    EVENTS_BY_TYPE,
+    GOLD_TABLES,
+    SESSIONS,
+    SILVER_EVENTS,
+)
 
+from . import reference
 from .conftest import read
 from .steps import run
-from .tables import as_multiset
+from .tables import as_multiset, assert_same_rows
 
 NOW = datetime(2020, 11, 1, tzinfo=UTC)
 START = datetime(2020, 9, 24, 23, 0, tzinfo=UTC)
@@ -97,3 +105,45 @@ def test_sessions_and_counts_add_up(lines):
         assert sum(r["events_count"] for r in read(config, EVENTS_BY_TYPE).to_pylist()) == len(events)
         assert sum(r["events_count"] for r in read(config, EVENTS_BY_MINUTE).to_pylist()) == len(events)
         assert len({e["event_id"] for e in events}) == len(events)
+
+
+@st.composite
+def days_of_events(draw):
+    """Users active around midnights over four days: chains of events that carry a session
+    across one or more midnights, gaps at the timeout, quiet days."""
+    lines = []
+    for user in range(1, draw(st.integers(1, 4)) + 1):
+        when = START + timedelta(minutes=draw(st.integers(-120, 60)))
+        for _ in range(draw(st.integers(1, 12))):
+            kind = draw(st.sampled_from(["view", "view", "cart", "purchase"]))
+            price = draw(st.sampled_from(["1.5", "10.25", "0.1"]))
+            lines.append(f"{when:%Y-%m-%d %H:%M:%S} UTC,{kind},{user},7,,,{price},{user},s{user}")
+            # within the timeout, at it, past it, or a day or more later
+            minutes = draw(st.sampled_from([1, 29, 30, 31, 200, 600, 1439, 1440, 2000]))
+            when += timedelta(minutes=minutes, seconds=draw(st.sampled_from([0, 0, 1])))
+    return lines
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=days_of_events(),
+    timeout=st.sampled_from([30, 600, 1500, 3000]),
+    longest=st.sampled_from([None, 45, 2000]),
+)
+def test_sessions_grouped_a_day_at_a_time_are_the_sessions(lines, timeout, longest):
+    """A full build groups sessions a range of days at a time (here one day, the smallest
+    range) and merges those that reach past a range: the sessions are the reference's, for
+    timeouts shorter and longer than a day, with and without a maximum session length."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        source = root / "events.csv"
+        source.write_text("\n".join([HEADER, *lines]) + "\n")
+        config = Settings.load(
+            warehouse=root / "warehouse",
+            rows_per_bucket=4,  # sessions grouped from ranges of one event: one day each
+            session_timeout_minutes=timeout,
+            max_session_minutes=longest,
+        )
+        run(config, [str(source)], now=NOW)
+        events, _ = reference.silver(read(config, BRONZE_EVENTS).to_pylist(), config, NOW)
+        assert_same_rows(read(config, SESSIONS), reference.sessions(events, config))

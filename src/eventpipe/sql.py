@@ -49,4 +49,9 @@ def revenue(event_type: str = "$revenue_type") -> str:
     Summed as decimals, then made a double: the total does not depend on the order rows are
     added in. Prices are below 10^12 (bronze refuses larger ones), so DECIMAL(18, 6) holds them.
     """
-    return f"CAST(sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = {event_type}) AS DOUBLE)"
+    return f"CAST({exact_revenue(event_type)} AS DOUBLE)"
+
+
+def exact_revenue(event_type: str = "$revenue_type") -> str:
+    """``revenue`` as the exact decimal sum: sums of it (of parts of the rows) are exact too."""
+    return f"sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = {event_type})"

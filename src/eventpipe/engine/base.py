@@ -35,6 +35,9 @@ class Engine(ABC):
     reads_files_in_tasks: ClassVar[bool] = False
     #: whether queries may run from several threads at once
     concurrent_queries: ClassVar[bool] = False
+    #: whether the engine works within this process's memory_limit (DuckDB): a grouping too
+    #: large for it is then faster split into several queries than spilled
+    bounded_memory: ClassVar[bool] = False
 
     @abstractmethod
     def register(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:

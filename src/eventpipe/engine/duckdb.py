@@ -24,6 +24,7 @@ class DuckDBEngine(Engine):
     """
 
     ordered_windows = True
+    bounded_memory = True
 
     #: connections opened by this process (a run opens one; tests and logs count them)
     opened: ClassVar[int] = 0

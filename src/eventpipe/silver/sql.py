@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from eventpipe.engine import Engine
 from eventpipe.fields import count_column, first_column
-from eventpipe.sql import ident, revenue, utc_date
+from eventpipe.sql import exact_revenue, ident, utc_date
 
 # Every bronze row, with its canonical type and the first rule it breaks (if any).
 # The spellings are a constant map rather than a joined table: a join let the
@@ -189,14 +189,21 @@ def expose_source_files(engine: Engine, relation: str) -> dict:
 def sessions(event_types: list[str], revenue_type: str, events: str = "new_events") -> tuple[str, dict]:
     """One row per session of the silver events ``events``, whose types are among ``event_types``:
     a count per type, when it first had each type, and the revenue (the prices of
-    ``revenue_type`` events).
+    ``revenue_type`` events)."""
+    parts, parameters = session_parts(event_types, revenue_type, events)
+    return finished_sessions(event_types, parts), parameters
 
-    The distinct types are counted as the types present: far cheaper than ``count(DISTINCT)``.
+
+def session_parts(event_types: list[str], revenue_type: str, events: str) -> tuple[str, dict]:
+    """Per session of ``events``: the counts, sums, firsts and lasts a sessions row is made of.
+
+    The parts of one session from events taken apart add up to the parts of all its events
+    (``merged_session_parts``): a count per type and the revenue (exact, as a decimal), the
+    number of ``revenue_type`` events, the first and last times.
     """
-    counts = [f"count(*) FILTER (WHERE event_type = $session_type_{i})" for i in range(len(event_types))]
-    present = " + ".join(f"({c} > 0)::INTEGER" for c in counts)
-    per_type = "".join(
-        f"\n    {c} AS {ident(count_column(t))}," for c, t in zip(counts, event_types, strict=True)
+    counts = "".join(
+        f"\n    count(*) FILTER (WHERE event_type = $session_type_{i}) AS {ident(count_column(t))},"
+        for i, t in enumerate(event_types)
     )
     firsts = "".join(
         f"\n    min(event_time) FILTER (WHERE event_type = $session_type_{i}) AS {ident(first_column(t))},"
@@ -208,15 +215,55 @@ SELECT
     user_id,
     min(event_time) AS session_start,
     max(event_time) AS session_end,
-    {utc_date("min(event_time)")} AS session_date,
-    count(*) AS events_count,
-    ({present or "0"})::BIGINT AS unique_event_types,
-    (epoch_us(max(event_time)) - epoch_us(min(event_time))) / 60e6
-        AS session_length_minutes,{per_type}{firsts}
-    coalesce({revenue()}, 0) AS revenue,
-    count(*) FILTER (WHERE event_type = $revenue_type) > 0 AS converted
+    count(*) AS events_count,{counts}{firsts}
+    {exact_revenue()} AS exact_revenue,
+    count(*) FILTER (WHERE event_type = $revenue_type) AS orders
 FROM {events}
 GROUP BY session_id, user_id
 """
     parameters = {f"session_type_{i}": t for i, t in enumerate(event_types)}
     return statement, {**parameters, "revenue_type": revenue_type}
+
+
+def merged_session_parts(event_types: list[str], parts: str) -> str:
+    """``parts`` (rows of ``session_parts``, several per session) as one row per session."""
+    counts = [ident(count_column(t)) for t in event_types]
+    firsts = [ident(first_column(t)) for t in event_types]
+    summed = "".join(f"\n    sum({c})::BIGINT AS {c}," for c in ["events_count", *counts])
+    earliest = "".join(f"\n    min({c}) AS {c}," for c in firsts)
+    return f"""
+SELECT
+    session_id,
+    user_id,
+    min(session_start) AS session_start,
+    max(session_end) AS session_end,{summed}{earliest}
+    sum(exact_revenue) AS exact_revenue,
+    sum(orders)::BIGINT AS orders
+FROM {parts}
+GROUP BY session_id, user_id
+"""
+
+
+def finished_sessions(event_types: list[str], parts: str, carried: str = "") -> str:
+    """Sessions rows from ``parts`` (one row per session of ``session_parts``), with the
+    columns ``carried`` (SQL of a select list) after them.
+
+    The distinct types are counted as the types present: far cheaper than ``count(DISTINCT)``.
+    """
+    counts = [ident(count_column(t)) for t in event_types]
+    present = " + ".join(f"({c} > 0)::INTEGER" for c in counts)
+    columns = ", ".join([*counts, *(ident(first_column(t)) for t in event_types)])
+    return f"""
+SELECT
+    session_id,
+    user_id,
+    session_start,
+    session_end,
+    {utc_date("session_start")} AS session_date,
+    events_count,
+    ({present or "0"})::BIGINT AS unique_event_types,
+    (epoch_us(session_end) - epoch_us(session_start)) / 60e6 AS session_length_minutes,
+    {columns}{", " if columns else ""}coalesce(CAST(exact_revenue AS DOUBLE), 0) AS revenue,
+    orders > 0 AS converted{", " if carried else ""}{carried}
+FROM ({parts})
+"""
