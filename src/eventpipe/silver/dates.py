@@ -113,11 +113,11 @@ def _sessionize_chains(
             f"CREATE OR REPLACE TEMP TABLE window_events AS {events_sql}",
             {**params, **sql.expose_source_files(engine, "event_rows")},
         )
-        engine.execute(_CHAINS, {**params, "from": _midnight(first), "until": _midnight(last + _DAY)})
+        engine.execute(_CHAINS, {**params, "from": midnight(first), "until": midnight(last + _DAY)})
         earliest, latest = _row(engine, "SELECT min(chain_start), max(chain_end) FROM chains")
         # a chain is whole when no event outside what was read can be within the timeout of its ends
-        open_before = earliest is not None and start > oldest and earliest - timeout <= _midnight(start)
-        open_after = latest is not None and end < newest and latest + timeout >= _midnight(end + _DAY)
+        open_before = earliest is not None and start > oldest and earliest - timeout <= midnight(start)
+        open_after = latest is not None and end < newest and latest + timeout >= midnight(end + _DAY)
         if not (open_before or open_after):
             break
         before, after = before * (2 if open_before else 1), after * (2 if open_after else 1)
@@ -159,5 +159,6 @@ def _row(engine: Engine, query: str) -> tuple:
     return tuple(engine.table(query).to_pylist()[0].values())
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The UTC midnight that starts ``day``."""
     return datetime.combine(day, time(), UTC)

@@ -10,17 +10,18 @@ range (1.5% of them at 40M, a day a range) are held back as parts, and merged at
 """
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from eventpipe.engine import Engine
 from eventpipe.silver import sql
+from eventpipe.silver.dates import midnight
 from eventpipe.sql import date_literal
 
-_DAY_US = 86_400_000_000
-_UNBOUNDED_US = 2**62  # beyond any time: the first and last ranges have no neighbour there
+# the first and last ranges have no neighbour before and after them
+_NEVER_BEFORE, _NEVER_AFTER = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 _HELD = ("exact_revenue", "orders", "crossing")  # what a held part carries beyond a sessions row
 
 
@@ -34,7 +35,7 @@ def sessions_by_dates(
     if len(ranges) <= 1:
         return None
     parts, params = sql.session_parts(event_types, revenue_type, "range_events")
-    crossing = "epoch_us(session_start) < $low_us OR epoch_us(session_end) >= $high_us"
+    crossing = "session_start < $reaches_before OR session_end >= $reaches_after"
     in_range = sql.finished_sessions(event_types, parts, f"{', '.join(_HELD[:-1])}, {crossing} AS crossing")
     merged = sql.finished_sessions(event_types, sql.merged_session_parts(event_types, "crossing_parts"))
 
@@ -44,9 +45,10 @@ def sessions_by_dates(
             "CREATE OR REPLACE TEMP VIEW range_events AS SELECT * FROM silver_events "
             f"WHERE event_date BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())}"
         )
-        low = _epoch_us(first) + timeout_us if index else -_UNBOUNDED_US
-        high = _epoch_us(last) + _DAY_US - timeout_us if index < len(ranges) - 1 else _UNBOUNDED_US
-        return engine.stream(in_range, params | {"low_us": low, "high_us": high})
+        timeout = timedelta(microseconds=timeout_us)
+        before = midnight(first) + timeout if index else _NEVER_BEFORE
+        after = midnight(last + timedelta(days=1)) - timeout if index < len(ranges) - 1 else _NEVER_AFTER
+        return engine.stream(in_range, params | {"reaches_before": before, "reaches_after": after})
 
     first_rows = range_rows(0)
     columns = [name for name in first_rows.schema.names if name not in _HELD]
@@ -92,8 +94,3 @@ def _ranges(dates: list[date], events: list[int], most: int) -> list[tuple[date,
             ranges.append((day, day))
             total = count
     return ranges
-
-
-def _epoch_us(day: date) -> int:
-    """Microseconds since the epoch at ``day``'s UTC midnight."""
-    return (day - date(1970, 1, 1)).days * _DAY_US
