@@ -6,7 +6,15 @@ import pytest
 
 from eventpipe.generate import generate_files
 from eventpipe.settings import Settings
-from eventpipe.warehouse import BRONZE_EVENTS, FUNNEL, GOLD_TABLES, QUARANTINE, SESSIONS, SILVER_EVENTS
+from eventpipe.warehouse import (
+    BRONZE_EVENTS,
+    FUNNEL,
+    FUNNEL_SESSIONS,
+    GOLD_TABLES,
+    QUARANTINE,
+    SESSIONS,
+    SILVER_EVENTS,
+)
 
 from . import reference
 from .conftest import read
@@ -146,7 +154,8 @@ def test_nothing_valid_gives_empty_tables(engine, settings, tmp_path, line):
 
 def test_sessions_across_the_days_they_are_grouped_by(tmp_path):
     """A full build groups sessions a range of days at a time and merges those that reach
-    past a range; here each day is a range. Gaps of exactly the timeout at midnight."""
+    past a range, and finds the sessions' funnel steps a range of dates at a time among
+    events up to the range's last session end; here each day is a range."""
     rows = [
         # user 1: 23:30:00 -> 00:00:00 is exactly the timeout: one session across midnight
         "2020-09-24 23:30:00 UTC,view,1,9,,,1.0,1,s",
@@ -160,6 +169,10 @@ def test_sessions_across_the_days_they_are_grouped_by(tmp_path):
         "2020-09-25 00:59:00 UTC,purchase,1,9,,,2.5,3,s",
         # user 5: the first event of its day, at the timeout past midnight
         "2020-09-25 00:30:00 UTC,view,1,9,,,1.0,5,s",
+        # user 6: a cart before the first view; the cart after it comes the next day
+        "2020-09-24 23:50:00 UTC,cart,1,9,,,1.0,6,s",
+        "2020-09-24 23:58:00 UTC,view,1,9,,,1.0,6,s",
+        "2020-09-25 00:10:00 UTC,cart,1,9,,,1.0,6,s",
     ]
     # user 4: an event every 25 minutes for a day and a half: one session over three dates
     start = datetime(2020, 9, 24, 23, 40, tzinfo=UTC)
@@ -171,8 +184,11 @@ def test_sessions_across_the_days_they_are_grouped_by(tmp_path):
     run(settings, [str(source)], now=NOW)
     check_against_reference(settings)
     sessions = read(settings, SESSIONS).to_pylist()
-    per_user = {u: sorted(s["events_count"] for s in sessions if s["user_id"] == u) for u in (1, 2, 3, 4, 5)}
-    assert per_user == {1: [2], 2: [1, 1], 3: [3], 4: [60], 5: [1]}
+    per_user = {u: sorted(s["events_count"] for s in sessions if s["user_id"] == u) for u in range(1, 7)}
+    assert per_user == {1: [2], 2: [1, 1], 3: [3], 4: [60], 5: [1], 6: [3]}
+    [six] = [s["session_id"] for s in sessions if s["user_id"] == 6]
+    [steps] = [r for r in read(settings, FUNNEL_SESSIONS).to_pylist() if r["session_id"] == six]
+    assert steps["entered_cart_at"] == datetime(2020, 9, 25, 0, 10, tzinfo=UTC)
     [three] = [s for s in sessions if s["user_id"] == 3]
     assert (three["revenue"], three["converted"], three["unique_event_types"]) == (2.5, True, 3)
     assert three["session_date"] == date(2020, 9, 24)

@@ -13,6 +13,7 @@ from eventpipe.warehouse import (
     BRONZE_EVENTS,
     EVENTS_BY_MINUTE,
     EVENTS_BY_TYPE,
+    FUNNEL_SESSIONS,
     GOLD_TABLES,
     SESSIONS,
     SILVER_EVENTS,
@@ -133,7 +134,8 @@ def days_of_events(draw):
 def test_sessions_grouped_a_day_at_a_time_are_the_sessions(lines, timeout, longest):
     """A full build groups sessions a range of days at a time (here one day, the smallest
     range) and merges those that reach past a range: the sessions are the reference's, for
-    timeouts shorter and longer than a day, with and without a maximum session length."""
+    timeouts shorter and longer than a day, with and without a maximum session length; so are
+    their funnel steps, found a range of session dates at a time."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         source = root / "events.csv"
@@ -146,4 +148,8 @@ def test_sessions_grouped_a_day_at_a_time_are_the_sessions(lines, timeout, longe
         )
         run(config, [str(source)], now=NOW)
         events, _ = reference.silver(read(config, BRONZE_EVENTS).to_pylist(), config, NOW)
-        assert_same_rows(read(config, SESSIONS), reference.sessions(events, config))
+        sessions = reference.sessions(events, config)
+        assert_same_rows(read(config, SESSIONS), sessions)
+        # the sessions' funnel steps, found a range of session dates at a time too
+        gold = reference.gold(events, sessions, config)
+        assert_same_rows(read(config, FUNNEL_SESSIONS), gold["funnel_sessions"])

@@ -55,3 +55,18 @@ def revenue(event_type: str = "$revenue_type") -> str:
 def exact_revenue(event_type: str = "$revenue_type") -> str:
     """``revenue`` as the exact decimal sum: sums of it (of parts of the rows) are exact too."""
     return f"sum(CAST(price AS DECIMAL(18, 6))) FILTER (WHERE event_type = {event_type})"
+
+
+def date_ranges(dates: list[date], rows: list[int], most: int) -> list[tuple[date, date]]:
+    """Consecutive ``dates`` (in order, with their rows) as (first, last) ranges of up to
+    ``most`` rows, or of one date: what one query reads when a table is read a range at a time."""
+    ranges: list[tuple[date, date]] = []
+    total = 0
+    for day, count in zip(dates, rows, strict=True):
+        if ranges and total + count <= most:
+            ranges[-1] = (ranges[-1][0], day)
+            total += count
+        else:
+            ranges.append((day, day))
+            total = count
+    return ranges

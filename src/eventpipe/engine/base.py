@@ -76,6 +76,20 @@ class Engine(ABC):
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Relation:
         """``sql``'s rows, to be written to a table (see ``Warehouse.replace``)."""
 
+    def stream_in_turn(
+        self, statements: list[str], params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> pa.RecordBatchReader:
+        """The rows of ``statements`` (of one schema) as one stream: each statement runs once the
+        one before it is drained (one result at a time), the first one now."""
+        first = self.stream(statements[0], params)
+
+        def in_turn() -> Iterator[pa.RecordBatch]:
+            yield from first
+            for statement in statements[1:]:
+                yield from self.stream(statement, params)
+
+        return pa.RecordBatchReader.from_batches(first.schema, in_turn())
+
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
         """Run a statement for its effect (creating a temporary table, say)."""
         self.stream(sql, params).read_all()

@@ -2,14 +2,19 @@
 
 import time
 from dataclasses import dataclass, field
+from datetime import date
+
+import pyarrow as pa
 
 from eventpipe.builds import built_from, marked
 from eventpipe.context import RunContext
 from eventpipe.engine import Engine
+from eventpipe.engine.base import Relation
 from eventpipe.engine.delta import row_count
 from eventpipe.gold import sql
 from eventpipe.gold.increment import increment
 from eventpipe.settings import Settings
+from eventpipe.sql import date_literal, date_ranges, utc_date
 from eventpipe.warehouse import (
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
@@ -102,14 +107,54 @@ def _build_all(warehouse: Warehouse, engine: Engine, settings: Settings, inputs:
     statements = {
         EVENTS_BY_MINUTE: sql.events_by_minute(settings.event_types),
         USER_FUNNEL: sql.user_funnel(settings.funnel_steps, settings.event_types, settings.revenue_type),
-        FUNNEL_SESSIONS: sql.session_step_times(settings.funnel_steps, "sessions", "silver_events"),
         SESSIONS_DAILY: (sql.sessions_daily(), {}),
         DAILY_METRICS: sql.daily_metrics(settings.revenue_type),
     }
     for table, (statement, params) in statements.items():
         warehouse.replace(table, engine.query(statement, params), commit=marked(inputs))
+    warehouse.replace(FUNNEL_SESSIONS, _session_step_times(engine, settings), commit=marked(inputs))
     warehouse.expose(engine, (FUNNEL_SESSIONS, USER_FUNNEL))
     _write_from_user_funnel(warehouse, engine, settings, inputs)
+
+
+def _session_step_times(engine: Engine, settings: Settings) -> Relation | pa.RecordBatchReader:
+    """``funnel_sessions`` of all sessions: a range of session dates at a time (about
+    ``rows_per_bucket`` sessions) on an engine bound to a memory limit.
+
+    Each session's steps come from its own events, dated from its start to its end. At 40M
+    events the one query over 21M sessions spilled 4.3 GB past memory_limit 1GB and took
+    6.0-6.3 s; ranges of 3 to 10 days 3.2-3.4 s (the rows drained, not written).
+    """
+    steps = settings.funnel_steps
+    if engine.bounded_memory:
+        days = engine.table(
+            f"SELECT session_date, count(*) AS n, {utc_date('max(session_end)')} AS last_event_date "
+            "FROM sessions GROUP BY 1 ORDER BY 1"
+        ).to_pylist()
+        dates = [d["session_date"] for d in days]
+        ranges = date_ranges(dates, [d["n"] for d in days], settings.rows_per_bucket)
+        if len(ranges) > 1:
+            last_event = dict(zip(dates, (d["last_event_date"] for d in days), strict=True))
+            statements = []
+            for first, last in ranges:
+                until = max(last_event[d] for d in dates if first <= d <= last)
+                statement, params = sql.session_step_times(
+                    steps,
+                    _dated("sessions", "session_date", first, last),
+                    _dated("silver_events", "event_date", first, until),
+                )
+                statements.append(statement)
+            return engine.stream_in_turn(statements, params)
+    statement, params = sql.session_step_times(steps, "sessions", "silver_events")
+    return engine.query(statement, params)
+
+
+def _dated(relation: str, column: str, first: date, last: date) -> str:
+    """The rows of ``relation`` whose date ``column`` is from ``first`` to ``last``, as SQL."""
+    return (
+        f"(SELECT * FROM {relation} WHERE {column} "
+        f"BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())})"
+    )
 
 
 def _write_from_user_funnel(warehouse: Warehouse, engine: Engine, settings: Settings, inputs: dict) -> dict:

@@ -10,7 +10,7 @@ range (1.5% of them at 40M, a day a range) are held back as parts, and merged at
 """
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from eventpipe.engine import Engine
 from eventpipe.silver import sql
 from eventpipe.silver.dates import midnight
-from eventpipe.sql import date_literal
+from eventpipe.sql import date_literal, date_ranges
 
 # the first and last ranges have no neighbour before and after them
 _NEVER_BEFORE, _NEVER_AFTER = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
@@ -31,7 +31,7 @@ def sessions_by_dates(
     """The sessions of ``silver_events`` (exposed), grouped a range of days of about
     ``events_per_query`` events at a time (or of one day); None when the events fit one range."""
     counts = engine.table("SELECT event_date, count(*) AS n FROM silver_events GROUP BY 1 ORDER BY 1")
-    ranges = _ranges(counts.column(0).to_pylist(), counts.column(1).to_pylist(), events_per_query)
+    ranges = date_ranges(counts.column(0).to_pylist(), counts.column(1).to_pylist(), events_per_query)
     if len(ranges) <= 1:
         return None
     parts, params = sql.session_parts(event_types, revenue_type, "range_events")
@@ -79,18 +79,3 @@ def sessions_by_dates(
 
     schema = pa.schema([first_rows.schema.field(c) for c in columns])
     return pa.RecordBatchReader.from_batches(schema, in_turn())
-
-
-def _ranges(dates: list[date], events: list[int], most: int) -> list[tuple[date, date]]:
-    """Consecutive ``dates`` (in order, with their events) in ranges of up to ``most`` events,
-    or of one date."""
-    ranges: list[tuple[date, date]] = []
-    total = 0
-    for day, count in zip(dates, events, strict=True):
-        if ranges and total + count <= most:
-            ranges[-1] = (ranges[-1][0], day)
-            total += count
-        else:
-            ranges.append((day, day))
-            total = count
-    return ranges

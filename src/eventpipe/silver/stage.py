@@ -2,7 +2,6 @@
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -155,14 +154,7 @@ def _silver_events(
     if buckets <= 1:
         return engine.query(events_of(sql.VALID), params)
     statements = [events_of(sql.valid_in_bucket(buckets, bucket)) for bucket in range(buckets)]
-    first = engine.stream(statements[0], params)
-
-    def in_turn() -> Iterator[pa.RecordBatch]:
-        yield from first  # drained before the next statement runs: one result at a time
-        for statement in statements[1:]:
-            yield from engine.stream(statement, params)
-
-    return pa.RecordBatchReader.from_batches(first.schema, in_turn())
+    return engine.stream_in_turn(statements, params)
 
 
 def _sessions(engine: Engine, settings: Settings, params: dict) -> Relation | pa.RecordBatchReader:
