@@ -136,7 +136,8 @@ class Settings(BaseSettings):
     rows_per_bucket: int = Field(default=4_000_000, ge=1)
     """A full silver build sorts the rows of a bucket of users at a time, buckets of about this
     many bronze rows, so that a sort fits in ``memory_limit``; it groups sessions from ranges of
-    days of about a quarter as many events. A date-range rebuild whose range
+    days of about a quarter as many events, and a full gold build finds the sessions' funnel
+    steps for ranges of about this many sessions. A date-range rebuild whose range
     holds more bronze rows than this is done as a full build (the same tables; a full build
     streams in bounded memory, a range is held whole)."""
 

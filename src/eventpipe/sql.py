@@ -15,6 +15,14 @@ def date_in(expression: str, dates: set[str]) -> str:
     return f"{expression} IN ({', '.join(date_literal(d) for d in sorted(dates))})"
 
 
+def dated_rows(relation: str, column: str, first: date, last: date) -> str:
+    """The rows of ``relation`` whose date ``column`` is from ``first`` to ``last``, as a subquery."""
+    return (
+        f"(SELECT * FROM {relation} WHERE {column} "
+        f"BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())})"
+    )
+
+
 def date_literal(value: str) -> str:
     """An ISO date as a SQL date literal; anything else is refused rather than put in SQL."""
     return f"DATE '{date.fromisoformat(value).isoformat()}'"

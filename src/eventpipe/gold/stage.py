@@ -2,7 +2,6 @@
 
 import time
 from dataclasses import dataclass, field
-from datetime import date
 
 import pyarrow as pa
 
@@ -14,7 +13,7 @@ from eventpipe.engine.delta import row_count
 from eventpipe.gold import sql
 from eventpipe.gold.increment import increment
 from eventpipe.settings import Settings
-from eventpipe.sql import date_literal, date_ranges, utc_date
+from eventpipe.sql import date_ranges, dated_rows, utc_date
 from eventpipe.warehouse import (
     DAILY_METRICS,
     EVENTS_BY_MINUTE,
@@ -140,21 +139,13 @@ def _session_step_times(engine: Engine, settings: Settings) -> Relation | pa.Rec
                 until = max(last_event[d] for d in dates if first <= d <= last)
                 statement, params = sql.session_step_times(
                     steps,
-                    _dated("sessions", "session_date", first, last),
-                    _dated("silver_events", "event_date", first, until),
+                    dated_rows("sessions", "session_date", first, last),
+                    dated_rows("silver_events", "event_date", first, until),
                 )
                 statements.append(statement)
             return engine.stream_in_turn(statements, params)
     statement, params = sql.session_step_times(steps, "sessions", "silver_events")
     return engine.query(statement, params)
-
-
-def _dated(relation: str, column: str, first: date, last: date) -> str:
-    """The rows of ``relation`` whose date ``column`` is from ``first`` to ``last``, as SQL."""
-    return (
-        f"(SELECT * FROM {relation} WHERE {column} "
-        f"BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())})"
-    )
 
 
 def _write_from_user_funnel(warehouse: Warehouse, engine: Engine, settings: Settings, inputs: dict) -> dict:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from eventpipe.engine import Engine
 from eventpipe.silver import sql
 from eventpipe.silver.dates import midnight
-from eventpipe.sql import date_literal, date_ranges
+from eventpipe.sql import date_ranges, dated_rows
 
 # the first and last ranges have no neighbour before and after them
 _NEVER_BEFORE, _NEVER_AFTER = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
@@ -34,17 +34,16 @@ def sessions_by_dates(
     ranges = date_ranges(counts.column(0).to_pylist(), counts.column(1).to_pylist(), events_per_query)
     if len(ranges) <= 1:
         return None
-    parts, params = sql.session_parts(event_types, revenue_type, "range_events")
     crossing = "session_start < $reaches_before OR session_end >= $reaches_after"
-    in_range = sql.finished_sessions(event_types, parts, f"{', '.join(_HELD[:-1])}, {crossing} AS crossing")
+    carried = f"{', '.join(_HELD[:-1])}, {crossing} AS crossing"
     merged = sql.finished_sessions(event_types, sql.merged_session_parts(event_types, "crossing_parts"))
 
     def range_rows(index: int) -> pa.RecordBatchReader:
         first, last = ranges[index]
-        engine.execute(
-            "CREATE OR REPLACE TEMP VIEW range_events AS SELECT * FROM silver_events "
-            f"WHERE event_date BETWEEN {date_literal(first.isoformat())} AND {date_literal(last.isoformat())}"
+        parts, params = sql.session_parts(
+            event_types, revenue_type, dated_rows("silver_events", "event_date", first, last)
         )
+        in_range = sql.finished_sessions(event_types, parts, carried)
         timeout = timedelta(microseconds=timeout_us)
         before = midnight(first) + timeout if index else _NEVER_BEFORE
         after = midnight(last + timedelta(days=1)) - timeout if index < len(ranges) - 1 else _NEVER_AFTER
@@ -57,24 +56,23 @@ def sessions_by_dates(
         held = False
         for index in range(len(ranges)):
             rows = first_rows if index == 0 else range_rows(index)
-            crossing = []
+            reaching = []  # rows of sessions that may reach past the range
             for batch in rows:  # drained before the next statement runs: one result at a time
                 flags = batch.column("crossing")
                 if pc.any(flags).as_py():
-                    crossing.append(batch.filter(flags))
+                    reaching.append(batch.filter(flags))
                     batch = batch.filter(pc.invert(flags))
                 yield batch.select(columns)
-            if crossing:
-                engine.register("held_parts", pa.Table.from_batches(crossing))
+            if reaching:
+                engine.register("held_parts", pa.Table.from_batches(reaching))
                 if held:
                     engine.execute("INSERT INTO crossing_parts SELECT * FROM held_parts")
                 else:
                     engine.execute("CREATE OR REPLACE TEMP TABLE crossing_parts AS SELECT * FROM held_parts")
                 engine.unregister("held_parts")
                 held = True
-        engine.execute("DROP VIEW range_events")
         if held:
-            yield from engine.stream(merged, params)
+            yield from engine.stream(merged)
             engine.execute("DROP TABLE crossing_parts")
 
     schema = pa.schema([first_rows.schema.field(c) for c in columns])
