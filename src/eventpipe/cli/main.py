@@ -431,6 +431,7 @@ def main() -> None:
         console.print_error(str(error))
         sys.exit(error.exit_code)
     finally:
-        # The process ends next, and its last full collection frees nothing the system would not:
-        # without it a run on a 10M warehouse ended 0.15 s sooner (0.04 s from here to exit, not 0.19).
+        # The process ends next: frozen, its objects stay out of the last full collection, which
+        # frees nothing the system would not. A 100k-event run on a 10M warehouse ended 0.15 s
+        # sooner (0.04 s from here to exit, not 0.19).
         gc.freeze()

@@ -22,7 +22,9 @@ from eventpipe.sql import date_ranges, dated_rows
 
 # the first and last ranges have no neighbour before and after them
 _NEVER_BEFORE, _NEVER_AFTER = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-_HELD = ("exact_revenue", "orders", "crossing")  # what a held part carries beyond a sessions row
+# what a range's rows carry beyond a sessions row: what a held part needs to be merged, and whether
+# it is held
+_PART_COLUMNS, _FLAG = ("exact_revenue", "orders"), "crossing"
 
 
 def sessions_by_dates(
@@ -34,8 +36,8 @@ def sessions_by_dates(
     ranges = date_ranges(counts.column(0).to_pylist(), counts.column(1).to_pylist(), events_per_query)
     if len(ranges) <= 1:
         return None
-    crossing = "session_start < $reaches_before OR session_end >= $reaches_after"
-    carried = f"{', '.join(_HELD[:-1])}, {crossing} AS crossing"
+    reaches_out = "session_start < $reaches_before OR session_end >= $reaches_after"
+    carried = ", ".join([*_PART_COLUMNS, f"{reaches_out} AS {_FLAG}"])
     merged = sql.finished_sessions(event_types, sql.merged_session_parts(event_types, "crossing_parts"))
 
     def range_rows(index: int) -> pa.RecordBatchReader:
@@ -50,7 +52,7 @@ def sessions_by_dates(
         return engine.stream(in_range, params | {"reaches_before": before, "reaches_after": after})
 
     first_rows = range_rows(0)
-    columns = [name for name in first_rows.schema.names if name not in _HELD]
+    columns = [name for name in first_rows.schema.names if name not in (*_PART_COLUMNS, _FLAG)]
 
     def in_turn() -> Iterator[pa.RecordBatch]:
         held = False
@@ -58,7 +60,7 @@ def sessions_by_dates(
             rows = first_rows if index == 0 else range_rows(index)
             reaching = []  # rows of sessions that may reach past the range
             for batch in rows:  # drained before the next statement runs: one result at a time
-                flags = batch.column("crossing")
+                flags = batch.column(_FLAG)
                 if pc.any(flags).as_py():
                     reaching.append(batch.filter(flags))
                     batch = batch.filter(pc.invert(flags))
