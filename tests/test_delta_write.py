@@ -113,3 +113,29 @@ def test_the_newest_event_comes_from_the_log_or_else_from_the_files(tmp_path):
     # a later event in a file the log says nothing about: its footer is read
     _commit_without_statistics(bronze, events(9), "event_date")
     assert newest_event(Warehouse.open(tmp_path / "w", create=False)) == datetime(2020, 1, 9, 12, tzinfo=UTC)
+
+
+def test_a_dictionary_only_for_columns_whose_present_values_repeat(tmp_path):
+    # mostly empty unique times (when a user first bought), repeated counts, unique ids
+    rows = 4_000
+    bought = [
+        datetime(2020, 1, 1, tzinfo=UTC).replace(microsecond=i) if i % 20 == 0 else None for i in range(rows)
+    ]
+    data = pa.table(
+        {
+            "user_id": pa.array(range(rows), pa.int64()),
+            "views": pa.array([i % 7 for i in range(rows)], pa.int64()),
+            "bought_at": pa.array(bought, pa.timestamp("us", tz="UTC")),
+            "never": pa.array([None] * rows, pa.string()),
+        }
+    )
+    table = DeltaTable.create(str(tmp_path / "t"), schema=data.schema)
+    write(table, data.schema, data.to_batches(), ())
+    (path,) = (tmp_path / "t").glob("*.parquet")
+    encodings = {
+        column.path_in_schema: column.encodings
+        for column in (pq.read_metadata(path).row_group(0).column(i) for i in range(4))
+    }
+    assert "RLE_DICTIONARY" in encodings["views"] and "RLE_DICTIONARY" in encodings["never"]
+    assert "RLE_DICTIONARY" not in encodings["bought_at"] and "RLE_DICTIONARY" not in encodings["user_id"]
+    assert pq.read_table(path).equals(data)
