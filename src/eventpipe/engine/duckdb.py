@@ -56,8 +56,9 @@ class DuckDBEngine(Engine):
         # threads: silver's 10M-event query took 0.2-1.2 s less in each of six paired runs
         self.con.execute("SET allocator_background_threads = true")
         # A table's files are read by many statements of a run (the checks alone scan silver's a
-        # dozen times), and each statement parsed every footer again. Files are never changed
-        # once written (a write adds new names), so a footer read once stays true.
+        # dozen times), and each statement parsed every footer again. A table's files are never
+        # changed once written (a write adds new names), so a footer read once stays true; a
+        # source file is read once a run, and a run has a connection of its own.
         self.con.execute("SET parquet_metadata_cache = true")
         # a double's shortest round-trip text (1e-07, 100.0); the Spark engine defines the same
         self.con.execute("CREATE TEMP MACRO canonical_double(x) AS CAST(CAST(x AS DOUBLE) AS VARCHAR)")
