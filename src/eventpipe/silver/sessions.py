@@ -39,6 +39,7 @@ def sessions_by_dates(
     reaches_out = "session_start < $reaches_before OR session_end >= $reaches_after"
     carried = ", ".join([*_PART_COLUMNS, f"{reaches_out} AS {_FLAG}"])
     merged = sql.finished_sessions(event_types, sql.merged_session_parts(event_types, "crossing_parts"))
+    timeout = timedelta(microseconds=timeout_us)
 
     def range_rows(index: int) -> pa.RecordBatchReader:
         first, last = ranges[index]
@@ -46,7 +47,6 @@ def sessions_by_dates(
             event_types, revenue_type, dated_rows("silver_events", "event_date", first, last)
         )
         in_range = sql.finished_sessions(event_types, parts, carried)
-        timeout = timedelta(microseconds=timeout_us)
         before = midnight(first) + timeout if index else _NEVER_BEFORE
         after = midnight(last + timedelta(days=1)) - timeout if index < len(ranges) - 1 else _NEVER_AFTER
         return engine.stream(in_range, params | {"reaches_before": before, "reaches_after": after})
