@@ -61,14 +61,17 @@ WHERE reason IS NULL
 """
 
 
-def valid_in_bucket(buckets: int, bucket: int) -> str:
-    """VALID's rows of the users in bucket ``bucket`` of ``buckets`` (by a hash of user_id).
+def valid_of_users(after: int | None, up_to: int | None) -> str:
+    """VALID's rows of the users whose ``user_id`` is above ``after`` and at most ``up_to``
+    (None: no bound on that side).
 
-    A user's rows are all in one bucket, and silver's windows only look within a user:
-    silver events built a bucket at a time are the events built from all rows at once.
-    (``hash`` is DuckDB's: only an engine with ordered windows builds in buckets.)
+    A user's rows are all in one range, and silver's windows only look within a user:
+    silver events built a range of users at a time are the events built from all rows at
+    once. A range of ids, unlike a hash bucket, is a filter the Parquet scan applies itself.
     """
-    return f"SELECT * FROM ({VALID}) WHERE hash(user_id) % {int(buckets)} = {int(bucket)}"
+    bounds = [f"user_id > {int(after)}" if after is not None else ""]
+    bounds.append(f"user_id <= {int(up_to)}" if up_to is not None else "")
+    return f"SELECT * FROM ({VALID}) WHERE {' AND '.join(b for b in bounds if b) or 'true'}"
 
 
 # Silver events from ``event_rows`` (valid rows, each standing for ``_copies`` records:
