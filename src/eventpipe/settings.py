@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     """The ordered funnel of gold/funnel, as canonical event types."""
 
     rows_per_bucket: int = Field(default=4_000_000, ge=1)
-    """A full silver build sorts the rows of a bucket of users at a time, buckets of about this
+    """A full silver build sorts the rows of a range of user ids at a time, ranges of about this
     many bronze rows, so that a sort fits in ``memory_limit``; it groups sessions from ranges of
     days of about a quarter as many events, and a full gold build finds the sessions' funnel
     steps for ranges of about this many sessions. A date-range rebuild whose range

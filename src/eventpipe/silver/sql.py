@@ -69,9 +69,12 @@ def valid_of_users(after: int | None, up_to: int | None) -> str:
     silver events built a range of users at a time are the events built from all rows at
     once. A range of ids, unlike a hash bucket, is a filter the Parquet scan applies itself.
     """
-    bounds = [f"user_id > {int(after)}" if after is not None else ""]
-    bounds.append(f"user_id <= {int(up_to)}" if up_to is not None else "")
-    return f"SELECT * FROM ({VALID}) WHERE {' AND '.join(b for b in bounds if b) or 'true'}"
+    bounds = []
+    if after is not None:
+        bounds.append(f"user_id > {int(after)}")
+    if up_to is not None:
+        bounds.append(f"user_id <= {int(up_to)}")
+    return f"SELECT * FROM ({VALID}) WHERE {' AND '.join(bounds) or 'true'}"
 
 
 # Silver events from ``event_rows`` (valid rows, each standing for ``_copies`` records:
