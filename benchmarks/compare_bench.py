@@ -1,6 +1,6 @@
 """Raw events to gold: eventpipe next to the scripts a data engineer would otherwise write.
 
-    python benchmarks/compare_bench.py [--sizes 1000000 10000000] [--large] [--workdir DIR]
+    python benchmarks/compare_bench.py [--sizes 1000000 10000000] [--large] [--pairs N] [--workdir DIR]
 
 For each size, the same generated REES46-shaped events as one plain CSV and as
 daily gzip files, run through: the old pandas scripts (up to 10M events), a
@@ -13,11 +13,18 @@ peer's figure is printed only when its silver event and session counts equal
 eventpipe's on the same input. ``--large`` adds 40M events. Every library is
 imported once before the first measurement, so that no command pays for
 reading them from disk.
+
+The machine's speed may drift by a fifth within an hour, more than the
+difference between eventpipe and the DuckDB script. With ``--pairs N`` the two
+are timed N times per input, each pair one right after the other in
+alternating order (the table's own run counts as the first pair), and the
+ratio printed is the median of the pairs' ratios.
 """
 
 import json
 import re
 import shutil
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,23 +61,28 @@ def inputs(workdir: Path, size: int) -> dict[str, list[str]]:
     return {"one plain CSV": [str(plain)], "daily gzip files": sorted(str(p) for p in daily.iterdir())}
 
 
+# each peer: its script in peers/ and the options after its input and output; the DuckDB
+# script first, right after eventpipe, so that the two are timed in the same minute
+PEER_SCRIPTS = {
+    "DuckDB script": ("duckdb_script.py", []),
+    "pandas (the old scripts)": ("pandas_script.py", []),
+    "DuckDB script, memory_limit 2GB": ("duckdb_script.py", ["--memory-limit", "2GB"]),
+    "Polars script": ("polars_script.py", []),
+}
+
+
 def run_peers(size: int, files: list[str], scratch: Path) -> list[Line]:
-    peers = [
-        ("DuckDB script", [sys.executable, str(PEERS / "duckdb_script.py")], []),
-        ("DuckDB script, memory_limit 2GB", [sys.executable, str(PEERS / "duckdb_script.py")],
-         ["--memory-limit", "2GB"]),
-        ("Polars script", [sys.executable, str(PEERS / "polars_script.py")], []),
-    ]  # fmt: skip
-    if size <= PANDAS_UP_TO:
-        peers.insert(0, ("pandas (the old scripts)", [sys.executable, str(PEERS / "pandas_script.py")], []))
-    lines = []
-    for what, command, options in peers:
-        out = scratch / "peer"
-        shutil.rmtree(out, ignore_errors=True)
-        measured = measure_tree([*command, *files, str(out), *options])
-        lines.append(Line(what, size, measured, _counts(measured.stdout)))
-        shutil.rmtree(out, ignore_errors=True)
-    return lines
+    peers = [p for p in PEER_SCRIPTS if size <= PANDAS_UP_TO or not p.startswith("pandas")]
+    return [run_peer(what, size, files, scratch) for what in peers]
+
+
+def run_peer(what: str, size: int, files: list[str], scratch: Path) -> Line:
+    script, options = PEER_SCRIPTS[what]
+    out = scratch / "peer"
+    shutil.rmtree(out, ignore_errors=True)
+    measured = measure_tree([sys.executable, str(PEERS / script), *files, str(out), *options])
+    shutil.rmtree(out, ignore_errors=True)
+    return Line(what, size, measured, _counts(measured.stdout))
 
 
 def run_eventpipe(size: int, files: list[str], scratch: Path) -> Line:
@@ -93,7 +105,13 @@ def _counts(stdout: str) -> tuple[int, int] | None:
 
 
 def main() -> None:
-    args = arguments(__doc__, **{"--large": {"action": "store_true", "help": f"add {LARGE:,} events"}})
+    args = arguments(
+        __doc__,
+        **{
+            "--large": {"action": "store_true", "help": f"add {LARGE:,} events"},
+            "--pairs": {"type": int, "default": 1, "help": "eventpipe and the DuckDB script timed N times"},
+        },
+    )
     sizes = [*args.sizes, LARGE] if args.large else args.sizes
     # the first command measured would otherwise be the one that reads the libraries from disk
     measure_tree(python("import deltalake, duckdb, pandas, polars, pyarrow, eventpipe.cli.main"))
@@ -112,6 +130,8 @@ def main() -> None:
                     figures = ("-",) * len(figures)
                 print(_row(shape, line.what, f"{size:,}", figures, note), flush=True)
             _ratios(shape, size, ours, peers)
+            if args.pairs > 1:
+                _paired_ratios(shape, size, files, args.workdir, args.pairs, ours, peers)
 
 
 def _row(shape: str, what: str, events: str, figures: tuple[str, ...], note: str) -> str:
@@ -131,6 +151,32 @@ def _ratios(shape: str, size: int, ours: Line, peers: list[Line]) -> None:
         parts.append(f"pandas / eventpipe = {pandas.measured.seconds / ours.measured.seconds:.1f}x")
     parts.append(f"eventpipe peak {ours.measured.peak_mib / 1024:.2f} GiB")
     print(f"{shape:<18} {'ratios':<34} {size:>11,}  " + "; ".join(parts), flush=True)
+
+
+def _paired_ratios(
+    shape: str, size: int, files: list[str], scratch: Path, pairs: int, ours: Line, peers: list[Line]
+) -> None:
+    """eventpipe's time over the DuckDB script's, per pair and their median: the table's own
+    pair (eventpipe first), then ``pairs - 1`` more, the script first in every other one."""
+    script = next(p for p in peers if p.what == "DuckDB script")
+    timed = [(ours.measured.seconds, script.measured.seconds)]
+    for pair in range(1, pairs):
+        if pair % 2:
+            script = run_peer("DuckDB script", size, files, scratch)
+            again = run_eventpipe(size, files, scratch)
+        else:
+            again = run_eventpipe(size, files, scratch)
+            script = run_peer("DuckDB script", size, files, scratch)
+        if script.counts != again.counts:
+            sys.exit(f"counts of the DuckDB script {script.counts} differ from eventpipe's {again.counts}")
+        timed.append((again.measured.seconds, script.measured.seconds))
+    ratios = sorted(mine / theirs for mine, theirs in timed)
+    each = ", ".join(f"{mine:.1f}/{theirs:.1f}" for mine, theirs in timed)
+    print(
+        f"{shape:<18} {'paired ratios':<34} {size:>11,}  eventpipe / DuckDB script over {pairs} pairs "
+        f"(seconds: {each}): median {statistics.median(ratios):.2f}, range {ratios[0]:.2f}-{ratios[-1]:.2f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
