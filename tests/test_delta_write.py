@@ -9,8 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from deltalake.transaction import AddAction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from eventpipe.engine import DuckDBEngine
+from eventpipe.engine import DuckDBEngine, delta
 from eventpipe.engine.delta import file_statistics, row_count, write
 from eventpipe.fields import BRONZE_SCHEMA
 from eventpipe.runs import newest_event
@@ -139,3 +141,48 @@ def test_a_dictionary_only_for_columns_whose_present_values_repeat(tmp_path):
     assert "RLE_DICTIONARY" in encodings["views"] and "RLE_DICTIONARY" in encodings["never"]
     assert "RLE_DICTIONARY" not in encodings["bought_at"] and "RLE_DICTIONARY" not in encodings["user_id"]
     assert pq.read_table(path).equals(data)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    days=st.lists(st.sampled_from(["d1", "d2", "d3", None]), min_size=60, max_size=300),
+    batch_rows=st.integers(min_value=1, max_value=40),
+)
+def test_rows_reach_their_partition_however_the_batches_interleave_them(tmp_path_factory, days, batch_rows):
+    # a few rows per row group and per memory bound, so that every way out of memory is taken
+    folder = tmp_path_factory.mktemp("w")
+    data = pa.table({"day": pa.array(days, pa.string()), "n": pa.array(range(len(days)), pa.int64())})
+    DeltaTable.create(str(folder / "t"), schema=data.schema, partition_by=["day"])
+    files = delta._PartitionedFiles(folder / "t", data.schema, ("day",), rows_per_group=16, rows_held=24)
+    for batch in data.to_batches(max_chunksize=batch_rows):
+        files.add(batch)
+        # the batches that waiting or encoding parts keep in memory, within the bound
+        assert files.pins.rows <= 24
+    written = files.close()
+    got = {}
+    for path, values, _ in written:
+        got.setdefault(values["day"], []).extend(pq.read_table(path).column("n").to_pylist())
+    expected = {}
+    for n, day in enumerate(days):
+        expected.setdefault(day, []).append(n)
+    assert {day: sorted(ns) for day, ns in got.items()} == expected
+
+
+def test_a_partition_of_few_rows_does_not_keep_every_batch_in_memory(tmp_path):
+    # each batch has most of its rows for one day and one row for another: the one row's part, a
+    # slice of its batch, must not keep all the batches in memory until the end
+    batches = [
+        pa.record_batch({"day": ["big"] * 999 + ["small"], "n": list(range(i * 1000, (i + 1) * 1000))})
+        for i in range(30)
+    ]
+    schema = batches[0].schema
+    DeltaTable.create(str(tmp_path / "t"), schema=schema, partition_by=["day"])
+    files = delta._PartitionedFiles(tmp_path / "t", schema, ("day",), rows_held=5_000)
+    most = 0
+    for batch in batches:
+        files.add(batch)
+        most = max(most, files.pins.rows)
+    written = files.close()
+    assert most <= 5_000
+    rows = pa.concat_tables([pq.read_table(path) for path, _, _ in written])
+    assert sorted(rows.column("n").to_pylist()) == list(range(30_000))
