@@ -3,10 +3,10 @@
 ``deltalake.write_deltalake`` keeps each partition's Parquet file in memory
 until it reaches the target size (a month of events across thirty daily
 partitions held gigabytes), and pyarrow's dataset writer queues rows without
-bound when encoding is slower than the producer. Here the caller's thread
-encodes each batch as it arrives, a few row groups per partition at most
-wait in memory, and one Delta transaction then adds every file, with the
-caller's commit properties.
+bound when encoding is slower than the producer. Here each batch is split by
+partition as it arrives, the parts wait in memory within a bound and go to two
+encoding threads a row group at a time, and one Delta transaction then adds
+every file, with the caller's commit properties.
 """
 
 import itertools
