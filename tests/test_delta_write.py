@@ -12,8 +12,9 @@ from deltalake.transaction import AddAction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventpipe.engine import DuckDBEngine, delta
+from eventpipe.engine import DuckDBEngine
 from eventpipe.engine.delta import file_statistics, row_count, write
+from eventpipe.engine.parquet_files import PartitionedFiles
 from eventpipe.fields import BRONZE_SCHEMA
 from eventpipe.runs import newest_event
 from eventpipe.warehouse import BRONZE_EVENTS, Warehouse
@@ -153,7 +154,7 @@ def test_rows_reach_their_partition_however_the_batches_interleave_them(tmp_path
     folder = tmp_path_factory.mktemp("w")
     data = pa.table({"day": pa.array(days, pa.string()), "n": pa.array(range(len(days)), pa.int64())})
     DeltaTable.create(str(folder / "t"), schema=data.schema, partition_by=["day"])
-    files = delta._PartitionedFiles(folder / "t", data.schema, ("day",), rows_per_group=16, rows_held=24)
+    files = PartitionedFiles(folder / "t", data.schema, ("day",), rows_per_group=16, rows_held=24)
     for batch in data.to_batches(max_chunksize=batch_rows):
         files.add(batch)
         # the batches that waiting or encoding parts keep in memory, within the bound
@@ -177,7 +178,7 @@ def test_a_partition_of_few_rows_does_not_keep_every_batch_in_memory(tmp_path):
     ]
     schema = batches[0].schema
     DeltaTable.create(str(tmp_path / "t"), schema=schema, partition_by=["day"])
-    files = delta._PartitionedFiles(tmp_path / "t", schema, ("day",), rows_held=5_000)
+    files = PartitionedFiles(tmp_path / "t", schema, ("day",), rows_held=5_000)
     most = 0
     for batch in batches:
         files.add(batch)
