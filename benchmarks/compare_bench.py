@@ -61,10 +61,11 @@ def inputs(workdir: Path, size: int) -> dict[str, list[str]]:
     return {"one plain CSV": [str(plain)], "daily gzip files": sorted(str(p) for p in daily.iterdir())}
 
 
+DUCKDB_SCRIPT = "DuckDB script"  # the peer the targets are ratios to
 # each peer: its script in peers/ and the options after its input and output; the DuckDB
 # script first, right after eventpipe, so that the two are timed in the same minute
 PEER_SCRIPTS = {
-    "DuckDB script": ("duckdb_script.py", []),
+    DUCKDB_SCRIPT: ("duckdb_script.py", []),
     "pandas (the old scripts)": ("pandas_script.py", []),
     "DuckDB script, memory_limit 2GB": ("duckdb_script.py", ["--memory-limit", "2GB"]),
     "Polars script": ("polars_script.py", []),
@@ -142,7 +143,7 @@ def _row(shape: str, what: str, events: str, figures: tuple[str, ...], note: str
 
 def _ratios(shape: str, size: int, ours: Line, peers: list[Line]) -> None:
     by_name = {p.what: p for p in peers}
-    duckdb, pandas = by_name["DuckDB script"], by_name.get("pandas (the old scripts)")
+    duckdb, pandas = by_name[DUCKDB_SCRIPT], by_name.get("pandas (the old scripts)")
     parts = [
         f"eventpipe / DuckDB script = {ours.measured.seconds / duckdb.measured.seconds:.2f}",
         f"in CPU seconds {ours.measured.cpu_seconds / duckdb.measured.cpu_seconds:.2f}",
@@ -158,15 +159,15 @@ def _paired_ratios(
 ) -> None:
     """eventpipe's time over the DuckDB script's, per pair and their median: the table's own
     pair (eventpipe first), then ``pairs - 1`` more, the script first in every other one."""
-    script = next(p for p in peers if p.what == "DuckDB script")
+    script = next(p for p in peers if p.what == DUCKDB_SCRIPT)
     timed = [(ours.measured.seconds, script.measured.seconds)]
     for pair in range(1, pairs):
         if pair % 2:
-            script = run_peer("DuckDB script", size, files, scratch)
+            script = run_peer(DUCKDB_SCRIPT, size, files, scratch)
             again = run_eventpipe(size, files, scratch)
         else:
             again = run_eventpipe(size, files, scratch)
-            script = run_peer("DuckDB script", size, files, scratch)
+            script = run_peer(DUCKDB_SCRIPT, size, files, scratch)
         if script.counts != again.counts:
             sys.exit(f"counts of the DuckDB script {script.counts} differ from eventpipe's {again.counts}")
         timed.append((again.measured.seconds, script.measured.seconds))
