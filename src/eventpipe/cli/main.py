@@ -12,6 +12,7 @@ import typer
 
 from eventpipe.cli import console
 from eventpipe.errors import EventpipeError
+from eventpipe.pandas_import import keep_pandas_out
 from eventpipe.pipeline import RunResult
 from eventpipe.settings import Settings
 
@@ -422,6 +423,7 @@ def export(
 
 def main() -> None:
     """Entry point: the project's own errors become one line on stderr and an exit code."""
+    keep_pandas_out()  # a command of the command line is a process of its own
     # What the imports made lives as long as the process: kept out of the collector's rounds.
     gc.freeze()
     # Typer reports usage errors itself; everything else of ours arrives here.

@@ -32,6 +32,7 @@ from eventpipe.engine.base import Engine, Relation
 from eventpipe.engine.delta import Staged, added_files, plain_parquet, readable_version, table_root
 from eventpipe.engine.spark_sql import to_spark
 from eventpipe.errors import ConfigError, WarehouseError
+from eventpipe.pandas_import import let_pandas_in
 
 # What every session needs for the tables to be those DuckDB writes; the user's [spark] table
 # adds to these (and may override the ones that are only defaults).
@@ -64,6 +65,7 @@ class SparkEngine(Engine):
     concurrent_queries = True
 
     def __init__(self, master: str, conf: Mapping[str, str] | None = None) -> None:
+        let_pandas_in()  # PySpark converts through pandas
         # PySpark warns, whenever it loads pandas, that it does not test pandas 3; eventpipe gives
         # it Arrow data only
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
