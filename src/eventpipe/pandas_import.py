@@ -28,5 +28,6 @@ def keep_pandas_out() -> None:
 
 
 def let_pandas_in() -> None:
+    """Importing pandas works again (for Spark)."""
     if _REFUSED in sys.meta_path:
         sys.meta_path.remove(_REFUSED)

@@ -76,7 +76,7 @@ class PartitionedFiles:
             if self.failure is None:
                 try:
                     writer.write_table(rows, row_group_size=rows.num_rows)
-                except BaseException as error:  # raised in the producer by _put or close
+                except BaseException as error:  # raised in the producer by _flush or close
                     self.failure = error
             del item, rows  # the batches' memory goes now, not when the next row group comes
             self.pins.written(batches)
