@@ -212,6 +212,11 @@ def plain_parquet(table: DeltaTable) -> bool:
     return protocol.min_reader_version < 2 and not features & {"deletionVectors", "columnMapping"}
 
 
+# added_files's answers, per snapshot and earlier version: the latest few
+_ADDED_FILES: dict[tuple, list[str]] = {}
+_ADDED_FILES_KEPT = 32
+
+
 def added_files(table: DeltaTable, since_version: int) -> list[str]:
     """The files of ``table``'s snapshot that were not in it at ``since_version``."""
     # Each stage of an incremental run asks for the files its run added to bronze (five times),
@@ -223,10 +228,6 @@ def added_files(table: DeltaTable, since_version: int) -> list[str]:
         if len(_ADDED_FILES) > _ADDED_FILES_KEPT:
             del _ADDED_FILES[next(iter(_ADDED_FILES))]  # the oldest
     return list(_ADDED_FILES[key])
-
-
-_ADDED_FILES: dict[tuple, list[str]] = {}
-_ADDED_FILES_KEPT = 32
 
 
 def snapshot_key(table: DeltaTable) -> tuple:
