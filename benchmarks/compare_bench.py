@@ -62,18 +62,19 @@ def inputs(workdir: Path, size: int) -> dict[str, list[str]]:
 
 
 DUCKDB_SCRIPT = "DuckDB script"  # the peer the targets are ratios to
+PANDAS_SCRIPTS = "pandas (the old scripts)"  # the 1M target's baseline, run up to PANDAS_UP_TO events
 # each peer: its script in peers/ and the options after its input and output; the DuckDB
 # script first, right after eventpipe, so that the two are timed in the same minute
 PEER_SCRIPTS = {
     DUCKDB_SCRIPT: ("duckdb_script.py", []),
-    "pandas (the old scripts)": ("pandas_script.py", []),
+    PANDAS_SCRIPTS: ("pandas_script.py", []),
     "DuckDB script, memory_limit 2GB": ("duckdb_script.py", ["--memory-limit", "2GB"]),
     "Polars script": ("polars_script.py", []),
 }
 
 
 def run_peers(size: int, files: list[str], scratch: Path) -> list[Line]:
-    peers = [p for p in PEER_SCRIPTS if size <= PANDAS_UP_TO or not p.startswith("pandas")]
+    peers = [p for p in PEER_SCRIPTS if size <= PANDAS_UP_TO or p != PANDAS_SCRIPTS]
     return [run_peer(what, size, files, scratch) for what in peers]
 
 
@@ -143,7 +144,7 @@ def _row(shape: str, what: str, events: str, figures: tuple[str, ...], note: str
 
 def _ratios(shape: str, size: int, ours: Line, peers: list[Line]) -> None:
     by_name = {p.what: p for p in peers}
-    duckdb, pandas = by_name[DUCKDB_SCRIPT], by_name.get("pandas (the old scripts)")
+    duckdb, pandas = by_name[DUCKDB_SCRIPT], by_name.get(PANDAS_SCRIPTS)
     parts = [
         f"eventpipe / DuckDB script = {ours.measured.seconds / duckdb.measured.seconds:.2f}",
         f"in CPU seconds {ours.measured.cpu_seconds / duckdb.measured.cpu_seconds:.2f}",
