@@ -85,7 +85,7 @@ class DuckDBEngine(Engine):
             # faster than scanning through Arrow, and the files are the whole truth.
             self._read_files(name, table, files)
         else:
-            self.con.register(name, table.to_pyarrow_dataset())
+            self.register(name, table.to_pyarrow_dataset())
         self.exposed[name] = snapshot
 
     def expose_added(self, name: str, table: DeltaTable, since_version: int) -> bool:
