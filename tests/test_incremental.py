@@ -21,6 +21,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from eventpipe.settings import Settings
+from eventpipe.silver import increment as silver_increment
 
 from .processes import kill_while_running
 from .steps import run
@@ -111,6 +112,38 @@ def test_the_real_sample_day_by_day_in_shuffled_order(tmp_path, sample_dir):
     results = [run(settings, paths[batch : batch + 4], now=NOW) for batch in range(0, len(paths), 4)]
     assert warehouse_rows(settings.warehouse) == expected
     assert all(r.gold.incremental for r in results[1:])
+
+
+def partition_files(warehouse: Path, table: str, partition: str) -> set[str]:
+    """The files of one partition of a table's snapshot."""
+    return {f for f in DeltaTable(str(warehouse / table)).file_uris() if f"/{partition}/" in f}
+
+
+def test_rows_only_added_to_a_day_keep_its_files_until_they_pile_up(tmp_path, monkeypatch):
+    """A late event that changes no event already there is written beside the day's files; a day
+    that gains rows this way in more runs than it may have files is written whole again."""
+    monkeypatch.setattr(silver_increment, "_MOST_FILES", 3)
+    # user 1 on the first of October; then, late, users 2 to 5 on that day, one a file; then user 1
+    # again within the session timeout of its last event, which changes that session's events
+    first = [f"2020-10-01 10:{m:02d}:00 UTC,view,1,7,,acme,1.5,1,s" for m in (0, 5, 10)]
+    late = [[f"2020-10-01 12:00:00 UTC,view,{u},7,,acme,2,{u},s"] for u in range(2, 6)]
+    joining = ["2020-10-01 10:30:00 UTC,cart,1,7,,acme,1.5,1,s"]
+    paths = write_files(tmp_path / "landing", [first, *late, joining])
+    settings = Settings.load(warehouse=tmp_path / "incremental")
+    day = {"silver/events": "event_date=2020-10-01", "silver/sessions": "session_date=2020-10-01"}
+    files = []
+    for path in paths:
+        run(settings, [path], now=NOW)
+        files.append({t: partition_files(settings.warehouse, t, p) for t, p in day.items()})
+    for table in day:
+        counts = [len(f[table]) for f in files]
+        # a file more per late run, and written whole again once three were there
+        assert counts[:5] == [1, 2, 3, 1, 2], (table, counts)
+        assert files[0][table] < files[1][table] < files[2][table]  # only added to
+        assert not files[2][table] & files[3][table]  # rewritten
+        # the joining event changes a session of the day: its files are replaced (two, not too many)
+        assert not files[4][table] & files[5][table]
+    assert warehouse_rows(settings.warehouse) == one_run(tmp_path, paths)
 
 
 def eventpipe(*args: str) -> list[str]:

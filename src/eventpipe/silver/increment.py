@@ -7,13 +7,14 @@ plus the new rows are sessionized again, exactly as a full build would, and
 the partitions they touch are rewritten. Everything else stays as it is.
 """
 
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 
 from eventpipe.builds import applying, marked
 from eventpipe.engine import Engine
-from eventpipe.engine.delta import Written
+from eventpipe.engine.delta import Written, local_path
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
 from eventpipe.sql import date_in, date_literal
@@ -127,26 +128,40 @@ def rewrite_partitions(
     new_rows: str,
     record: dict,
 ) -> Written:
-    """Replace the partitions ``old_partitions`` selects and those of ``new_rows``: the rows there that
-    ``kept`` holds for (SQL on the table's columns) stay, ``new_rows`` are added, in one commit."""
-    dates = [
-        r[partition]
-        for r in engine.table(
-            f"SELECT DISTINCT {partition} FROM ({old_partitions}) "
-            f"UNION SELECT DISTINCT {partition} FROM {new_rows}"
-        ).to_pylist()
-    ]
-    if not dates:  # nothing changed here: a commit that only records the build
+    """Bring the table's partitions up to date with ``new_rows``, in one commit.
+
+    The partitions ``old_partitions`` selects hold every row that changes: each is rewritten with
+    its rows for which ``kept`` holds (SQL on the table's columns) and its new rows. A partition that
+    only gains rows gets them as files of their own, unless it already has ``_MOST_FILES`` files:
+    then it is rewritten too (all its rows are kept), so that files do not pile up.
+    """
+    changed = _partitions(engine, partition, old_partitions)
+    gaining = _partitions(engine, partition, f"SELECT {partition} FROM {new_rows}")
+    if not changed and not gaining:  # nothing changed here: a commit that only records the build
         return warehouse.append(table, pa.table({}), commit=marked(record))
+    files = Counter(local_path(f).parent.name for f in warehouse.table(table).file_uris())
+    rewritten = changed | {d for d in gaining if files[f"{partition}={d.isoformat()}"] >= _MOST_FILES}
     columns = ", ".join(pa.schema(warehouse.table(table).schema().to_arrow()).names)
     # the dates as literals, so that only their partitions are read
     rows = engine.query(
         f"""
         SELECT {columns} FROM {table.view} AS old
-        WHERE {date_in(partition, {d.isoformat() for d in dates})} AND {kept}
+        WHERE {date_in(partition, {d.isoformat() for d in rewritten})} AND {kept}
         UNION ALL
         SELECT {columns} FROM {new_rows}
         """
     )
-    where = [(partition, "in", [d.isoformat() for d in dates])]
+    if not rewritten:  # rows only added: every file stays
+        return warehouse.append(table, rows, commit=marked(record))
+    where = [(partition, "in", sorted(d.isoformat() for d in rewritten))]
     return warehouse.replace(table, rows, where=where, commit=marked(record))
+
+
+# Files a partition may have before rows only added to it are written with all of its rows instead
+# (readers open every file; a full build writes a partition as one or two).
+_MOST_FILES = 16
+
+
+def _partitions(engine: Engine, partition: str, rows: str) -> set[date]:
+    """The distinct values of ``partition`` in the query ``rows``."""
+    return set(engine.table(f"SELECT DISTINCT {partition} FROM ({rows})").column(0).to_pylist())
