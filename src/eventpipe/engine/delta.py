@@ -10,6 +10,7 @@ every file, with the caller's commit properties.
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -179,11 +180,23 @@ def changed_partitions(table: DeltaTable, since_version: int, column: str) -> se
         return None
     values = set()
     for uri in before.symmetric_difference(table.file_uris()):
-        folder = Path(uri).parent.name
-        if not folder.startswith(f"{column}="):
+        value = partition_value(uri, column)
+        if value is None:
             return None
-        values.add(folder.split("=", 1)[1])
+        values.add(value)
     return values
+
+
+def files_per_partition(table: DeltaTable, column: str) -> Counter:
+    """How many files of the snapshot each value of partition ``column`` has."""
+    return Counter(partition_value(uri, column) for uri in table.file_uris())
+
+
+def partition_value(uri: str, column: str) -> str | None:
+    """The value of partition ``column`` of the file at ``uri``, as its folder names it (hive
+    layout); None when the file is not in such a folder."""
+    folder = Path(uri).parent.name
+    return folder.split("=", 1)[1] if folder.startswith(f"{column}=") else None
 
 
 def file_statistics(table: DeltaTable) -> pa.Table | None:

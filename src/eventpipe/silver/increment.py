@@ -4,17 +4,17 @@ Added events can only extend or merge sessions, never split them (a new event
 only shortens gaps). So with T the earliest new valid event, the only sessions
 that can change are those ending at or after T minus the timeout; their events
 plus the new rows are sessionized again, exactly as a full build would, and
-the partitions they touch are rewritten. Everything else stays as it is.
+the partitions holding their events are rewritten; new events elsewhere are
+added beside a partition's files. Everything else stays as it is.
 """
 
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 
 from eventpipe.builds import applying, marked
 from eventpipe.engine import Engine
-from eventpipe.engine.delta import Written, local_path
+from eventpipe.engine.delta import Written, files_per_partition
 from eventpipe.settings import Settings
 from eventpipe.silver import sql
 from eventpipe.sql import date_in, date_literal
@@ -25,6 +25,10 @@ FOREVER = datetime.max.replace(tzinfo=UTC)
 
 #: The app transaction that says up to which bronze version silver's rejects are in the quarantine.
 REJECTS_APPLIED = "eventpipe.silver.rejects"
+
+# Files a partition may have before rows only added to it are written with all of its rows instead
+# (readers open every file; a full build writes a partition as one or two).
+_MOST_FILES = 16
 
 _FIELDS = (
     "event_time, event_type, product_id, category_id, category_code, brand, price, user_id, user_session"
@@ -139,8 +143,8 @@ def rewrite_partitions(
     gaining = _partitions(engine, partition, f"SELECT {partition} FROM {new_rows}")
     if not changed and not gaining:  # nothing changed here: a commit that only records the build
         return warehouse.append(table, pa.table({}), commit=marked(record))
-    files = Counter(local_path(f).parent.name for f in warehouse.table(table).file_uris())
-    rewritten = changed | {d for d in gaining if files[f"{partition}={d.isoformat()}"] >= _MOST_FILES}
+    files = files_per_partition(warehouse.table(table), partition)
+    rewritten = changed | {d for d in gaining if files[d.isoformat()] >= _MOST_FILES}
     columns = ", ".join(pa.schema(warehouse.table(table).schema().to_arrow()).names)
     # the dates as literals, so that only their partitions are read
     rows = engine.query(
@@ -155,11 +159,6 @@ def rewrite_partitions(
         return warehouse.append(table, rows, commit=marked(record))
     where = [(partition, "in", sorted(d.isoformat() for d in rewritten))]
     return warehouse.replace(table, rows, where=where, commit=marked(record))
-
-
-# Files a partition may have before rows only added to it are written with all of its rows instead
-# (readers open every file; a full build writes a partition as one or two).
-_MOST_FILES = 16
 
 
 def _partitions(engine: Engine, partition: str, rows: str) -> set[date]:
