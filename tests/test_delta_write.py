@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from deltalake.transaction import AddAction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventpipe.engine import DuckDBEngine
+from eventpipe.engine import DuckDBEngine, parquet_files
 from eventpipe.engine.delta import file_statistics, row_count, write
 from eventpipe.engine.parquet_files import PartitionedFiles
 from eventpipe.fields import BRONZE_SCHEMA
@@ -142,6 +142,49 @@ def test_a_dictionary_only_for_columns_whose_present_values_repeat(tmp_path):
     assert "RLE_DICTIONARY" in encodings["views"] and "RLE_DICTIONARY" in encodings["never"]
     assert "RLE_DICTIONARY" not in encodings["bought_at"] and "RLE_DICTIONARY" not in encodings["user_id"]
     assert pq.read_table(path).equals(data)
+
+
+def test_a_later_write_takes_the_dictionary_columns_from_a_footer(tmp_path, monkeypatch):
+    """Another process writing to the table again gives the columns the dictionaries the first write
+    chose, from a file's footer, without sampling; a footer that does not say, or says it for other
+    columns, leaves the choice to the sample."""
+
+    def views(repeating: bool, extra: bool = False) -> pa.Table:
+        """Users' views, repeating or not, and (``extra``) a column of carts that always repeat."""
+        columns = {"user_id": pa.array(range(1_000), pa.int64())}
+        columns["views"] = pa.array([i % 3 if repeating else i for i in range(1_000)], pa.int64())
+        if extra:
+            columns["carts"] = pa.array([1] * 1_000, pa.int64())
+        return pa.table(columns)
+
+    def dictionary_on_views(folder: Path, before: set[Path]) -> bool:
+        (path,) = set(folder.glob("*.parquet")) - before
+        metadata = pq.read_metadata(path)
+        index = metadata.schema.to_arrow_schema().get_field_index("views")
+        return "RLE_DICTIONARY" in metadata.row_group(0).column(index).encodings
+
+    def written(folder: Path, data: pa.Table) -> bool:
+        """Whether ``data`` written in a process of its own got a dictionary on ``views``."""
+        monkeypatch.setattr(parquet_files, "_DICTIONARY_COLUMNS", {})  # as in a new process
+        before = set(folder.glob("*.parquet"))
+        write(DeltaTable(str(folder)), data.schema, data.to_batches(), ())
+        return dictionary_on_views(folder, before)
+
+    folder = tmp_path / "t"
+    DeltaTable.create(str(folder), schema=views(True).schema)
+    assert written(folder, views(repeating=True))
+    assert written(folder, views(repeating=False))  # the first write's choice, from its footer
+    # a table whose files do not say (written by another writer): the sample decides
+    other = tmp_path / "other"
+    write_deltalake(str(other), views(repeating=True))
+    assert not written(other, views(repeating=False))
+    # a footer that says it for other columns (the table had another schema): the sample decides
+    footer = sorted(folder.glob("*.parquet"))[0]
+    files = PartitionedFiles(tmp_path / "wider", views(False, extra=True).schema, (), written_before=footer)
+    assert files.dictionary_columns is None
+    files.add(views(repeating=False, extra=True).to_batches()[0])
+    assert files.dictionary_columns == ["carts"]
+    files.close()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

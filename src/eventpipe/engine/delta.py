@@ -106,7 +106,10 @@ def stage(
     table: DeltaTable, schema: pa.Schema, batches: Iterable[pa.RecordBatch], partition_by: tuple[str, ...]
 ) -> Staged:
     """Write ``batches`` as Parquet files in ``table``'s folder, without committing them."""
-    files = PartitionedFiles(table_root(table), schema, partition_by)
+    earlier = table.file_uris()[:1]  # any file of the table: its footer says how columns were written
+    files = PartitionedFiles(
+        table_root(table), schema, partition_by, written_before=local_path(earlier[0]) if earlier else None
+    )
     try:
         # the next batches are computed (a query streaming past) while this thread splits the last
         for batch in prefetched(iter(batches), depth=2):
