@@ -180,7 +180,8 @@ def test_a_later_write_takes_the_dictionary_columns_from_a_footer(tmp_path, monk
     assert not written(other, views(repeating=False))
     # a footer that says it for other columns (the table had another schema): the sample decides
     footer = sorted(folder.glob("*.parquet"))[0]
-    files = PartitionedFiles(tmp_path / "wider", views(False, extra=True).schema, (), written_before=footer)
+    wider = views(False, extra=True).schema
+    files = PartitionedFiles(tmp_path / "wider", wider, (), written_before=lambda: footer)
     assert files.dictionary_columns is None
     files.add(views(repeating=False, extra=True).to_batches()[0])
     assert files.dictionary_columns == ["carts"]

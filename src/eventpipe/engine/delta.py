@@ -106,10 +106,7 @@ def stage(
     table: DeltaTable, schema: pa.Schema, batches: Iterable[pa.RecordBatch], partition_by: tuple[str, ...]
 ) -> Staged:
     """Write ``batches`` as Parquet files in ``table``'s folder, without committing them."""
-    earlier = table.file_uris()[:1]  # any file of the table: its footer says how columns were written
-    files = PartitionedFiles(
-        table_root(table), schema, partition_by, written_before=local_path(earlier[0]) if earlier else None
-    )
+    files = PartitionedFiles(table_root(table), schema, partition_by, written_before=lambda: _any_file(table))
     try:
         # the next batches are computed (a query streaming past) while this thread splits the last
         for batch in prefetched(iter(batches), depth=2):
@@ -118,6 +115,12 @@ def stage(
         files.close(discard=True)  # nothing of a failed write is left behind
         raise
     return Staged(table, schema, partition_by, files.close())
+
+
+def _any_file(table: DeltaTable) -> Path | None:
+    """A file of the table's snapshot, if it has any."""
+    files = table.file_uris()
+    return local_path(files[0]) if files else None
 
 
 def table_root(table: DeltaTable) -> Path:

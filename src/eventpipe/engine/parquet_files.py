@@ -11,6 +11,7 @@ import json
 import queue
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -52,10 +53,10 @@ class PartitionedFiles:
         partition_by: tuple[str, ...],
         rows_per_group: int = _ROWS_PER_GROUP,
         rows_held: int = _ROWS_HELD,
-        written_before: Path | None = None,
+        written_before: Callable[[], Path | None] | None = None,
     ) -> None:
-        """``written_before``: a file of the table written before, whose footer may say which
-        columns get a dictionary."""
+        """``written_before`` gives a file of the table written before, whose footer may say which
+        columns get a dictionary (asked only when this process has not decided for the table)."""
         self.root, self.partition_by = root, partition_by
         self.rows_per_group, self.rows_held = rows_per_group, rows_held
         self.file_schema = pa.schema([f for f in schema if f.name not in partition_by])
@@ -67,9 +68,12 @@ class PartitionedFiles:
         self.held: dict[tuple, list[tuple[int, pa.Table]]] = {}  # per partition: (batch number, part)
         self.held_rows: dict[tuple, int] = {}
         self.pins = _Pins()
-        self.dictionary_columns = _DICTIONARY_COLUMNS.get((str(root), self.file_schema))
-        if self.dictionary_columns is None and written_before is not None:
-            self.dictionary_columns = _dictionary_columns_in(written_before, self.file_schema)
+        known = (str(root), self.file_schema)
+        self.dictionary_columns = _DICTIONARY_COLUMNS.get(known)
+        if self.dictionary_columns is None and (earlier := written_before and written_before()):
+            self.dictionary_columns = _dictionary_columns_in(earlier, self.file_schema)
+            if self.dictionary_columns is not None:
+                _DICTIONARY_COLUMNS[known] = self.dictionary_columns
         self.run = uuid.uuid4().hex
         self.failure: BaseException | None = None
         # a small queue per encoder: one row group waits while another is encoded, no more
