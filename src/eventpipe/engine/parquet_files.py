@@ -31,13 +31,14 @@ _ROWS_PER_GROUP = 256 * 1024
 # rows of the first batch whose distinct values decide the dictionary columns
 _DICTIONARY_SAMPLE_ROWS = 16_384
 _ROWS_HELD = 1024 * 1024
-# The columns worth a dictionary, per table folder and file schema, as first decided in this process.
+# The columns worth a dictionary, per table folder and file schema, as first decided (or read from a
+# footer) in this process.
 _DICTIONARY_COLUMNS: dict[tuple[str, pa.Schema], list[str]] = {}
 # A file's footer names the columns its writer gave a dictionary (JSON: {"columns": the file's
 # columns, "dictionary": those with one}), so that a later write of the table, in another process,
 # takes them from a footer rather than from counting values in a sample of its rows (6-25 ms a
 # table, ~70 ms of an increment).
-DICTIONARY_KEY = b"eventpipe.dictionary_columns"
+_DICTIONARY_KEY = b"eventpipe.dictionary_columns"
 # Encoding runs in threads of their own, overlapping the producer; each encodes
 # the files of its share of the partitions.
 _ENCODERS = 2
@@ -68,12 +69,12 @@ class PartitionedFiles:
         self.held: dict[tuple, list[tuple[int, pa.Table]]] = {}  # per partition: (batch number, part)
         self.held_rows: dict[tuple, int] = {}
         self.pins = _Pins()
-        known = (str(root), self.file_schema)
-        self.dictionary_columns = _DICTIONARY_COLUMNS.get(known)
+        self.table_schema = (str(root), self.file_schema)  # what the dictionary columns are known by
+        self.dictionary_columns = _DICTIONARY_COLUMNS.get(self.table_schema)
         if self.dictionary_columns is None and (earlier := written_before and written_before()):
             self.dictionary_columns = _dictionary_columns_in(earlier, self.file_schema)
             if self.dictionary_columns is not None:
-                _DICTIONARY_COLUMNS[known] = self.dictionary_columns
+                _DICTIONARY_COLUMNS[self.table_schema] = self.dictionary_columns
         self.run = uuid.uuid4().hex
         self.failure: BaseException | None = None
         # a small queue per encoder: one row group waits while another is encoded, no more
@@ -104,7 +105,7 @@ class PartitionedFiles:
             # table and process (sampling each file's first batch cost 18 ms a file in ingest), or
             # taken from a footer
             self.dictionary_columns = _repetitive_columns(batch, self.file_schema)
-            _DICTIONARY_COLUMNS[str(self.root), self.file_schema] = self.dictionary_columns
+            _DICTIONARY_COLUMNS[self.table_schema] = self.dictionary_columns
         parts = _by_partition(pa.Table.from_batches([batch]), self.partition_by)
         number = self.pins.add(batch.num_rows, {key for key, _ in parts})
         for key, part in parts:
@@ -143,7 +144,7 @@ class PartitionedFiles:
             decided = {"columns": self.file_schema.names, "dictionary": self.dictionary_columns or []}
             writer = pq.ParquetWriter(
                 path,
-                self.file_schema.with_metadata({DICTIONARY_KEY: json.dumps(decided)}),
+                self.file_schema.with_metadata({_DICTIONARY_KEY: json.dumps(decided)}),
                 use_dictionary=self.dictionary_columns,
                 # mostly unique values (ids, hashes) do not compress: do not try
                 compression={
@@ -298,7 +299,7 @@ def _repetitive_columns(sample: pa.RecordBatch, schema: pa.Schema) -> list[str]:
 def _dictionary_columns_in(path: Path, schema: pa.Schema) -> list[str] | None:
     """The dictionary columns that ``path``'s footer names, if it names them for ``schema``'s columns."""
     try:
-        decided = json.loads((pq.read_metadata(path).metadata or {})[DICTIONARY_KEY])
+        decided = json.loads((pq.read_metadata(path).metadata or {})[_DICTIONARY_KEY])
     except (OSError, KeyError, ValueError):  # gone (vacuumed), or written without the key
         return None
     return decided["dictionary"] if decided.get("columns") == schema.names else None
