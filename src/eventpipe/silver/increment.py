@@ -8,7 +8,7 @@ the partitions holding their events are rewritten; new events elsewhere are
 added beside a partition's files. Everything else stays as it is.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -143,24 +143,26 @@ def rewrite_partitions(
     gaining = _partitions(engine, partition, f"SELECT {partition} FROM {new_rows}")
     if not changed and not gaining:  # nothing changed here: a commit that only records the build
         return warehouse.append(table, pa.table({}), commit=marked(record))
-    files = files_per_partition(warehouse.table(table), partition)
-    rewritten = changed | {d for d in gaining if files[d.isoformat()] >= _MOST_FILES}
-    columns = ", ".join(pa.schema(warehouse.table(table).schema().to_arrow()).names)
+    target = warehouse.table(table)
+    files = files_per_partition(target, partition)
+    rewritten = changed | {d for d in gaining if files[d] >= _MOST_FILES}
+    columns = ", ".join(pa.schema(target.schema().to_arrow()).names)
     # the dates as literals, so that only their partitions are read
     rows = engine.query(
         f"""
         SELECT {columns} FROM {table.view} AS old
-        WHERE {date_in(partition, {d.isoformat() for d in rewritten})} AND {kept}
+        WHERE {date_in(partition, rewritten)} AND {kept}
         UNION ALL
         SELECT {columns} FROM {new_rows}
         """
     )
     if not rewritten:  # rows only added: every file stays
         return warehouse.append(table, rows, commit=marked(record))
-    where = [(partition, "in", sorted(d.isoformat() for d in rewritten))]
-    return warehouse.replace(table, rows, where=where, commit=marked(record))
+    return warehouse.replace(table, rows, where=[(partition, "in", sorted(rewritten))], commit=marked(record))
 
 
-def _partitions(engine: Engine, partition: str, rows: str) -> set[date]:
-    """The distinct values of ``partition`` in the query ``rows``."""
-    return set(engine.table(f"SELECT DISTINCT {partition} FROM ({rows})").column(0).to_pylist())
+def _partitions(engine: Engine, partition: str, rows: str) -> set[str]:
+    """The distinct dates of ``partition`` in the query ``rows``, as ISO texts (as partition folders
+    and filters name them)."""
+    found = engine.table(f"SELECT DISTINCT {partition} FROM ({rows})").column(0).to_pylist()
+    return {d.isoformat() for d in found}
