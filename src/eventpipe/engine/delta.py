@@ -103,10 +103,21 @@ class Staged:
 
 
 def stage(
-    table: DeltaTable, schema: pa.Schema, batches: Iterable[pa.RecordBatch], partition_by: tuple[str, ...]
+    table: DeltaTable,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    partition_by: tuple[str, ...],
+    cluster_by: str | None = None,
 ) -> Staged:
-    """Write ``batches`` as Parquet files in ``table``'s folder, without committing them."""
-    files = PartitionedFiles(table_root(table), schema, partition_by, written_before=lambda: _any_file(table))
+    """Write ``batches`` as Parquet files in ``table``'s folder, without committing them; with
+    ``cluster_by``, each file's row groups hold narrow ranges of that column."""
+    files = PartitionedFiles(
+        table_root(table),
+        schema,
+        partition_by,
+        written_before=lambda: _any_file(table),
+        cluster_by=cluster_by,
+    )
     try:
         # the next batches are computed (a query streaming past) while this thread splits the last
         for batch in prefetched(iter(batches), depth=2):

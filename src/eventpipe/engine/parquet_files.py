@@ -42,6 +42,12 @@ _DICTIONARY_KEY = b"eventpipe.dictionary_columns"
 # Encoding runs in threads of their own, overlapping the producer; each encodes
 # the files of its share of the partitions.
 _ENCODERS = 2
+# A clustered table's row group's worth of rows is written as this many row groups, each of a range
+# of its cluster column's values, so that a query for a range of the column skips most row groups
+# by their statistics. Ordering rows costs ~0.25 µs a row: fewer rows than _MIN_CLUSTERED_ROWS (a
+# small file's, an increment's, the last ones of a partition) are written as they came.
+_CLUSTERS = 8
+_MIN_CLUSTERED_ROWS = 128 * 1024
 
 
 class PartitionedFiles:
@@ -55,10 +61,12 @@ class PartitionedFiles:
         rows_per_group: int = _ROWS_PER_GROUP,
         rows_held: int = _ROWS_HELD,
         written_before: Callable[[], Path | None] | None = None,
+        cluster_by: str | None = None,
     ) -> None:
         """``written_before`` gives a file of the table written before, whose footer may say which
-        columns get a dictionary (asked only when this process has not decided for the table)."""
-        self.root, self.partition_by = root, partition_by
+        columns get a dictionary (asked only when this process has not decided for the table).
+        ``cluster_by``: the column each row group's worth of rows is ordered and split by."""
+        self.root, self.partition_by, self.cluster_by = root, partition_by, cluster_by
         self.rows_per_group, self.rows_held = rows_per_group, rows_held
         self.file_schema = pa.schema([f for f in schema if f.name not in partition_by])
         # a file per (partition, part): a partition that fills several row groups spreads them over
@@ -91,7 +99,8 @@ class PartitionedFiles:
             writer, rows, batches = item
             if self.failure is None:
                 try:
-                    writer.write_table(rows, row_group_size=rows.num_rows)
+                    for group in _row_groups(rows, self.cluster_by):
+                        writer.write_table(group, row_group_size=group.num_rows)
                 except BaseException as error:  # raised in the producer by _flush or close
                     self.failure = error
             del item, rows  # the batches' memory goes now, not when the next row group comes
@@ -253,6 +262,21 @@ def _by_partition(rows: pa.Table, columns: tuple[str, ...]) -> list[tuple[tuple,
         changes = np.flatnonzero(codes[1:] != codes[:-1]) + 1
     bounds = [0, *changes.tolist(), len(codes)]
     return [(_key(rows, columns, lo), rows.slice(lo, hi - lo)) for lo, hi in itertools.pairwise(bounds)]
+
+
+def _row_groups(rows: pa.Table, cluster_by: str | None) -> list[pa.Table]:
+    """``rows`` as the row groups to write: with ``cluster_by`` and rows enough, ordered by it (nulls
+    first; rows of one value in the order they came) and cut into groups of as many rows each; else
+    all the rows as one.
+
+    Ordered whole rather than only cut into ranges: silver's sort by user takes less time on rows
+    that come in user order (at 40M events one range's sort 2.45 s against 2.86).
+    """
+    if cluster_by is None or rows.num_rows < _MIN_CLUSTERED_ROWS:
+        return [rows]
+    rows = rows.take(pc.sort_indices(rows, [(cluster_by, "ascending", "at_start")]))
+    size = -(-rows.num_rows // _CLUSTERS)
+    return [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
 
 
 def _partition_codes(rows: pa.Table, columns: tuple[str, ...]) -> np.ndarray:

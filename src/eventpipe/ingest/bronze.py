@@ -288,7 +288,13 @@ def _read_new_file(
     rows = typed_batches(
         target.engine, source, layout, ingested_at, target.limits, on_progress, reading, ahead
     )
-    bronze = stage(target.bronze, BRONZE_SCHEMA, split.bronze_batches(rows), BRONZE_EVENTS.partition_by)
+    bronze = stage(
+        target.bronze,
+        BRONZE_SCHEMA,
+        split.bronze_batches(rows),
+        BRONZE_EVENTS.partition_by,
+        BRONZE_EVENTS.cluster_by,
+    )
     if reading is not None:
         fingerprint = reading.hexdigest()
         if skipped := _skipped(source, known, ledger, fingerprint):
