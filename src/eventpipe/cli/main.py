@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from eventpipe.arrow_memory import arrow_memory_from_jemalloc
 from eventpipe.cli import console
 from eventpipe.errors import EventpipeError
 from eventpipe.pandas_import import keep_pandas_out
@@ -424,6 +425,7 @@ def export(
 def main() -> None:
     """Entry point: the project's own errors become one line on stderr and an exit code."""
     keep_pandas_out()  # a command of the command line is a process of its own
+    arrow_memory_from_jemalloc()
     # What the imports made lives as long as the process: kept out of the collector's rounds.
     gc.freeze()
     # Typer reports usage errors itself; everything else of ours arrives here.
