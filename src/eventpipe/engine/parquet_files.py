@@ -22,11 +22,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 # Each partition's rows wait in memory until there are this many, then go to disk as
-# one row group. A part is a slice of the batch it came from and keeps that batch in
-# memory until it is written: past ``_ROWS_HELD`` rows of such batches, the partitions
-# holding parts of the oldest go first (or, when its parts are all being encoded, the
-# producer waits). Memory stays bounded whatever the number of partitions, and input
-# in partition order (ingest of time-ordered files) gets full row groups.
+# one row group (as _CLUSTERS for a clustered table). A part is a slice of the batch it
+# came from and keeps that batch in memory until it is written: past ``_ROWS_HELD`` rows
+# of such batches, the partitions holding parts of the oldest go first (or, when its
+# parts are all being encoded, the producer waits). Memory stays bounded whatever the
+# number of partitions, and input in partition order (ingest of time-ordered files)
+# gets full row groups.
 _ROWS_PER_GROUP = 256 * 1024
 # rows of the first batch whose distinct values decide the dictionary columns
 _DICTIONARY_SAMPLE_ROWS = 16_384
