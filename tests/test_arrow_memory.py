@@ -1,5 +1,5 @@
 """A command's process takes Arrow's memory from jemalloc where pyarrow has it: a 10M-event
-run peaked 0.25 GB lower than with pyarrow's default (mimalloc)."""
+run peaked 0.23-0.26 GiB lower than with pyarrow's default (mimalloc)."""
 
 import subprocess
 import sys

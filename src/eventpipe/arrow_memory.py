@@ -1,7 +1,7 @@
 """Where Arrow's memory comes from in a command's process.
 
 pyarrow allocates from mimalloc by default. With jemalloc, a 10M-event run (one CSV)
-peaked at 1.63 GB of resident memory against 1.86-1.90 GB, in 32.9-33.5 s against
+peaked at 1.55 GiB of resident memory against 1.78-1.81 GiB, in 32.9-33.5 s against
 33.9-35.7 s and with less system time: the memory Arrow freed (the writer's row groups,
 ordered copies of bronze's) stayed less with the process while DuckDB's queries that
 came next allocated their own.
