@@ -19,7 +19,7 @@ from eventpipe.engine.parquet_files import PartitionedFiles
 from eventpipe.fields import BRONZE_SCHEMA
 from eventpipe.generate import generate_files
 from eventpipe.runs import newest_event
-from eventpipe.warehouse import BRONZE_EVENTS, Warehouse
+from eventpipe.warehouse import BRONZE_EVENTS, TableSpec, Warehouse
 
 from .steps import ingest
 
@@ -290,3 +290,14 @@ def test_bronze_files_hold_users_in_ranges_row_group_by_row_group(settings, tmp_
     ranges = [_user_ranges(Path(path)) for path in paths]
     assert max(len(r) for r in ranges) >= 2
     assert all(earlier[1] <= later[0] for r in ranges for earlier, later in itertools.pairwise(r))
+
+
+def test_a_table_spec_clusters_arrow_rows_the_warehouse_writes(tmp_path):
+    spec = TableSpec("t/users", "users", "gold", cluster_by="user_id")
+    n = parquet_files._MIN_CLUSTERED_ROWS + 5
+    rows = pa.table({"user_id": pa.array([(i * 7919) % 100_003 for i in range(n)], pa.int64())})
+    Warehouse.open(tmp_path / "w", create=True).append(spec, rows)
+    [path] = DeltaTable(str(tmp_path / "w" / spec.path)).file_uris()
+    ranges = _user_ranges(Path(path))
+    assert len(ranges) == parquet_files._CLUSTERS
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(ranges))

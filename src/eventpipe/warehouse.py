@@ -39,7 +39,9 @@ class TableSpec:
     layer: str
     schema: pa.Schema | None = None
     partition_by: tuple[str, ...] = ()
-    # the column whose ranges a file's row groups hold apart (see PartitionedFiles)
+    # the column whose ranges a file's row groups hold apart (see PartitionedFiles), where eventpipe's
+    # writer writes Arrow rows (ingest, Warehouse.append/replace of them); an engine's query results
+    # are written as they come
     cluster_by: str | None = None
 
 
@@ -211,7 +213,7 @@ class Warehouse:
         if isinstance(rows, Relation):  # written by the engine, where the rows are
             return rows.stage(target, schema, table.partition_by)
         batches = rows.cast(schema).to_batches() if isinstance(rows, pa.Table) else rows.cast(schema)
-        return stage(target, schema, batches, table.partition_by)
+        return stage(target, schema, batches, table.partition_by, table.cluster_by)
 
     def reports(self) -> Path:
         """The folder of per-run JSON reports."""
